@@ -1,0 +1,1 @@
+"""Prefect bootstrap: one work pool per organization, one deployment per workflow."""

@@ -1,0 +1,105 @@
+"""Work pools and deployments on the Prefect server, created on demand and cached."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from tenancy.orgs import work_pool_name
+
+POOL_TYPE = "process"
+ENTRYPOINT = "orbin_flows/entry.py:orbin_workflow"
+
+
+class PrefectSetup:
+    """Remembers what exists, so a warm worker calls the server once per pool and workflow."""
+
+    def __init__(self, client: PrefectClient) -> None:
+        self.client = client
+        self._pools: dict[str, int | None] = {}
+        self._flows: dict[str, UUID] = {}
+        self._deployments: dict[tuple[str, int], UUID] = {}
+
+    async def ensure_work_pool(self, organization_slug: str, concurrency: int | None) -> str:
+        name = work_pool_name(organization_slug)
+        if self._pools.get(name, -1) == concurrency:
+            return name
+        try:
+            await self.client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type=POOL_TYPE,
+                    description=f"Orbin organization {organization_slug}",
+                    concurrency_limit=concurrency,
+                )
+            )
+        except ObjectAlreadyExists:
+            await self.client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=concurrency))
+        self._pools[name] = concurrency
+        return name
+
+    async def ensure_flow(self, name: str) -> UUID:
+        flow_id = self._flows.get(name)
+        if flow_id is None:
+            from prefect import Flow
+
+            async def _placeholder(run_id: str) -> None:  # only its name is sent
+                return None
+
+            flow_id = await self.client.create_flow(Flow(fn=_placeholder, name=name))
+            self._flows[name] = flow_id
+        return flow_id
+
+    async def ensure_deployment(
+        self,
+        *,
+        organization_slug: str,
+        workflow_slug: str,
+        workflow_id: str,
+        version: int,
+        concurrency: int | None,
+        flow_name: str,
+        schedules: list[Any] | None = None,
+        paused: bool = False,
+    ) -> UUID:
+        cache_key = (workflow_id, version)
+        deployment_id = self._deployments.get(cache_key)
+        if deployment_id is not None:
+            return deployment_id
+        pool = await self.ensure_work_pool(organization_slug, concurrency)
+        flow_id = await self.ensure_flow(flow_name)
+        deployment_id = await self.client.create_deployment(
+            flow_id=flow_id,
+            name=workflow_slug,
+            version=str(version),
+            work_pool_name=pool,
+            entrypoint=ENTRYPOINT,
+            parameters={},
+            parameter_openapi_schema={
+                "type": "object",
+                "properties": {"run_id": {"type": "string", "title": "Orbin run id"}},
+            },
+            tags=["orbin", f"org:{organization_slug}", f"workflow:{workflow_slug}"],
+            description=f"Orbin workflow {workflow_slug} ({workflow_id}) v{version}",
+            enforce_parameter_schema=False,
+            schedules=schedules,
+            paused=paused,
+        )
+        self._deployments[cache_key] = deployment_id
+        return deployment_id
+
+    def forget(self) -> None:
+        self._pools.clear()
+        self._flows.clear()
+        self._deployments.clear()
+
+
+async def delete_deployment_quietly(client: PrefectClient, deployment_id: UUID) -> None:
+    try:
+        await client.delete_deployment(deployment_id)
+    except ObjectNotFound:
+        pass

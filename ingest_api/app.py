@@ -1,0 +1,39 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ingest_api import errors
+from ingest_api.routers import events, health, runs, workflows
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Orbin API",
+        version="1.0.0",
+        description="Event ingestion and the REST API of Orbin. Authenticate with `x-api-key`.",
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(runs.router)
+    app.include_router(workflows.router)
+
+    from orbin_flows.spec import WorkflowSpec
+
+    original = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["WorkflowSpec"] = (
+            WorkflowSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        for name, sub in schema["components"]["schemas"]["WorkflowSpec"].pop("$defs", {}).items():
+            schema["components"]["schemas"].setdefault(name, sub)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,55 @@
+"""The event ingestion contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-/]+$")
+    source: str = Field(default="api", min_length=1, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventAccepted(BaseModel):
+    received: bool = True
+    eventId: str
+    runIds: list[str]
+
+
+class EventPublic(BaseModel):
+    id: str
+    eventType: str
+    eventId: str
+    source: str
+    payload: Any = None
+    status: str
+    error: str | None = None
+    runIds: list[str]
+    processedAt: int | None = None
+    createdAt: int
+
+    @classmethod
+    def of(cls, e: Any) -> EventPublic:
+        return cls(
+            id=e.id,
+            eventType=e.event_type,
+            eventId=e.event_id,
+            source=e.source,
+            payload=e.payload,
+            status=e.status,
+            error=e.error,
+            runIds=list(e.run_ids or []),
+            processedAt=e.processed_at,
+            createdAt=e.created_at,
+        )
+
+
+class EventsPage(BaseModel):
+    data: list[EventPublic]
+    nextCursor: str | None = None
+    hasMore: bool

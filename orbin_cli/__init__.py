@@ -1,0 +1,1 @@
+"""The ``orbin`` command: run the platform, and operate it."""

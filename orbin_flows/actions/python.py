@@ -1,0 +1,88 @@
+"""``python``: a snippet run in its own interpreter, with time and memory limits.
+
+The snippet defines ``def main(input): ...`` (or sets ``output``); ``input`` is the rendered
+``config.input``. A crash, a hang or a memory blow-up fails this step only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+from typing import Any
+
+from pydantic import Field
+
+from orbin_flows.actions.base import (
+    Action,
+    ActionConfig,
+    FatalStepError,
+    RetryableStepError,
+    StepContext,
+    register,
+)
+
+_RUNNER = r"""
+import json, sys
+data = json.loads(sys.stdin.read())
+scope = {"__name__": "orbin_step", "input": data["input"]}
+exec(compile(data["code"], "<step>", "exec"), scope)
+if callable(scope.get("main")):
+    result = scope["main"](data["input"])
+else:
+    result = scope.get("output")
+sys.stdout.write("\n__ORBIN_OUTPUT__" + json.dumps(result, default=str))
+"""
+
+
+class PythonConfig(ActionConfig):
+    code: str = Field(min_length=1, max_length=100_000)
+    input: Any = None
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600, alias="timeoutSeconds")
+    memory_mb: int = Field(default=256, ge=32, le=4096, alias="memoryMb")
+
+
+def _limits(memory_mb: int, cpu_seconds: int):  # type: ignore[no-untyped-def]
+    def apply() -> None:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+
+    return apply
+
+
+@register
+class Python(Action):
+    name = "python"
+    Config = PythonConfig
+
+    async def run(self, config: PythonConfig, ctx: StepContext) -> Any:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-c",
+            _RUNNER,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_limits(config.memory_mb, int(config.timeout_seconds) + 1),
+        )
+        payload = json.dumps({"code": config.code, "input": config.input}, default=str).encode()
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(payload), config.timeout_seconds)
+        except TimeoutError as exc:
+            proc.kill()
+            await proc.wait()
+            raise RetryableStepError(
+                f"python step timed out after {config.timeout_seconds}s"
+            ) from exc
+        text = out.decode(errors="replace")
+        if proc.returncode != 0 or "__ORBIN_OUTPUT__" not in text:
+            tail = err.decode(errors="replace").strip().splitlines()[-12:]
+            if proc.returncode and proc.returncode < 0:
+                tail.append(f"killed by signal {-proc.returncode} (time or memory limit)")
+            elif any("MemoryError" in line for line in tail):
+                tail.append(f"memory limit is {config.memory_mb} MB")
+            raise FatalStepError("python step failed:\n" + "\n".join(tail))
+        return json.loads(text.rsplit("__ORBIN_OUTPUT__", 1)[1])

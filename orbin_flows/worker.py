@@ -1,0 +1,391 @@
+"""The warm worker: runs Orbin flow runs in-process, concurrently, woken the moment a run exists.
+
+A process worker polls Prefect and starts an interpreter per run (seconds). This worker learns
+of new runs from the outbox (PostgreSQL NOTIFY, or a short poll on SQLite), creates the flow
+run in the organization's work pool with one call and runs the compiled flow in its own event
+loop. The runs stay ordinary Prefect flow runs: visible in the Prefect UI, cancellable there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import OrderedDict
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect import get_client
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.flow_engine import run_flow_async
+from prefect.states import Cancelled, Crashed, Pending
+
+from deployments.prefect_setup import PrefectSetup
+from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
+from orbin_flows.engine import RunExecutor
+from orbin_flows.plan import RunPlan, load_plan
+from tenancy import events as events_repo
+from tenancy import runs as runs_repo
+from tenancy.changes import OUTBOX_CHANNEL
+from tenancy.config import get_settings
+from tenancy.db import get_engine, session_scope
+from tenancy.errors import NotFound
+
+log = logging.getLogger("orbin.worker")
+
+_TRANSIENT = (httpx.HTTPError, OSError, PrefectHTTPStatusError, TimeoutError)
+
+
+class Worker:
+    def __init__(self, *, worker_id: str | None = None, concurrency: int | None = None) -> None:
+        settings = get_settings()
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.capacity = asyncio.Semaphore(concurrency or settings.worker_concurrency)
+        self.lease_ms = settings.worker_lease_seconds * 1000
+        self.wake = asyncio.Event()
+        self.active: dict[str, asyncio.Task[Any]] = {}
+        self.flow_runs: dict[str, str] = {}
+        self.org_gates: dict[str, asyncio.Semaphore] = {}
+        self._plans: dict[str, RunPlan] = {}
+        self.flows: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self.prefect_down_until = 0.0
+        self.client: PrefectClient | None = None
+        self.result_storage: Any = None
+        self.setup: PrefectSetup | None = None
+        self.stopping = asyncio.Event()
+        self.is_postgres = get_engine().dialect.name == "postgresql"
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with get_client() as client:
+            self.client = client
+            self.setup = PrefectSetup(client)
+            self.result_storage = await self._wait_for_prefect()
+            loops = [
+                asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+                asyncio.create_task(self._maintenance_loop(), name="maintenance"),
+            ]
+            if self.is_postgres:
+                loops.append(asyncio.create_task(self._listen_loop(), name="listen"))
+            log.info(
+                "worker %s started (%s)", self.worker_id, "LISTEN" if self.is_postgres else "poll"
+            )
+            try:
+                await self.stopping.wait()
+            finally:
+                for t in loops:
+                    t.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+                if self.active:
+                    await asyncio.wait(list(self.active.values()), timeout=10)
+
+    async def _wait_for_prefect(self) -> Any:
+        while True:
+            try:
+                return await prepare_result_storage()
+            except _TRANSIENT as exc:
+                log.warning("waiting for the Prefect server: %s", exc)
+                await asyncio.sleep(1)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _listen_loop(self) -> None:
+        import psycopg
+
+        url = get_engine().url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self.stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    self.wake.set()  # anything queued while we were not listening
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
+                await asyncio.sleep(1)
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        poll = self.settings.worker_poll_seconds if self.is_postgres else 0.1
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=max(poll, 0.05))
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            loop = asyncio.get_running_loop()
+            if loop.time() < self.prefect_down_until:
+                continue
+            try:
+                await self.dispatch_once()
+            except Exception:
+                log.exception("dispatch failed")
+                await asyncio.sleep(1)
+
+    async def dispatch_once(self) -> int:
+        free = self.settings.worker_concurrency - len(self.active)
+        if free <= 0:
+            return 0
+        items = await asyncio.to_thread(self._claim, min(free, 50))
+        for item in items:
+            task = asyncio.create_task(self._start(item), name=f"run-{item.run_id}")
+            self.active[item.run_id] = task
+            task.add_done_callback(lambda _t, rid=item.run_id: self._done(rid))
+        if len(items) == min(free, 50):
+            self.wake.set()
+        return len(items)
+
+    def _done(self, run_id: str) -> None:
+        self.active.pop(run_id, None)
+        self.flow_runs.pop(run_id, None)
+        self.wake.set()
+
+    def _claim(self, limit: int) -> list[runs_repo.ClaimedItem]:
+        with session_scope() as session:
+            return runs_repo.claim_outbox(
+                session, worker_id=self.worker_id, limit=limit, lease_ms=self.lease_ms
+            )
+
+    async def _start(self, item: runs_repo.ClaimedItem) -> None:
+        try:
+            await self._start_unguarded(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a run must never stay pending silently
+            log.exception("run %s could not be started", item.run_id)
+            await asyncio.to_thread(self._dead_letter, item, exc)
+
+    def _dead_letter(self, item: runs_repo.ClaimedItem, exc: Exception) -> None:
+        from tenancy.models import WorkflowRun
+
+        message = f"could not start: {exc.__class__.__name__}: {exc}"
+        with session_scope() as session:
+            run = session.get(WorkflowRun, item.run_id)
+            if run is not None and run.status not in runs_repo.RUN_FINAL:
+                runs_repo.finish_run(session, run=run, status="failed", error={"message": message})
+                if run.event_id:
+                    events_repo.mark_event(
+                        session, event_pk=run.event_id, status="failed", error=message
+                    )
+            runs_repo.finish_outbox(session, outbox_id=item.outbox_id)
+
+    async def _start_unguarded(self, item: runs_repo.ClaimedItem) -> None:
+        try:
+            plan = await asyncio.to_thread(load_plan, item.run_id)
+        except NotFound:
+            await asyncio.to_thread(self._outbox_done, item, None)
+            return
+        if plan.run.status in runs_repo.RUN_FINAL:
+            await asyncio.to_thread(self._outbox_done, item, plan)
+            return
+        try:
+            flow_run = await self._create_flow_run(plan)
+        except _TRANSIENT as exc:
+            delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
+            log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
+            self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
+            await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
+            return
+        await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
+        await self.execute(plan, flow_run)
+
+    async def _create_flow_run(self, plan: RunPlan) -> Any:
+        assert self.client is not None and self.setup is not None
+        run = plan.run
+        if run.prefect_flow_run_id and run.status == "pending":
+            try:  # dispatched before, e.g. by a worker that died: the same flow run
+                return await self.client.read_flow_run(UUID(run.prefect_flow_run_id))
+            except Exception:  # noqa: BLE001 - recreate below
+                pass
+        concurrency = plan.concurrency
+        deployment_id = await self.setup.ensure_deployment(
+            organization_slug=plan.organization_slug,
+            workflow_slug=plan.workflow_slug,
+            workflow_id=run.workflow_id,
+            version=run.workflow_version,
+            concurrency=concurrency,
+            flow_name=flow_name(plan.organization_slug, plan.workflow_slug),
+        )
+        key = run.id if not run.prefect_flow_run_id else f"{run.id}:{run.prefect_flow_run_id}"
+        return await self.client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters={"run_id": run.id},
+            state=Pending(),
+            name=f"{plan.workflow_slug}-{run.id[-12:]}",
+            tags=["orbin", f"org:{plan.organization_slug}", f"workflow:{plan.workflow_slug}"],
+            idempotency_key=key,
+        )
+
+    def _attached(self, item: runs_repo.ClaimedItem, plan: RunPlan, flow_run_id: str) -> None:
+        with session_scope() as session:
+            runs_repo.attach_flow_run(
+                session,
+                run_id=plan.run.id,
+                flow_run_id=flow_run_id,
+                worker_id=self.worker_id,
+                lease_ms=self.lease_ms,
+            )
+            runs_repo.finish_outbox(session, outbox_id=item.outbox_id)
+            if plan.run.event_id:
+                events_repo.mark_processed_if_dispatched(session, event_pk=plan.run.event_id)
+
+    def _outbox_done(self, item: runs_repo.ClaimedItem, plan: RunPlan | None) -> None:
+        with session_scope() as session:
+            runs_repo.finish_outbox(session, outbox_id=item.outbox_id)
+
+    def _outbox_retry(self, item: runs_repo.ClaimedItem, error: str, delay_ms: int) -> None:
+        with session_scope() as session:
+            runs_repo.retry_outbox(
+                session, outbox_id=item.outbox_id, error=error, delay_ms=delay_ms
+            )
+
+    # --- execution ----------------------------------------------------------------------
+
+    def flow_for(self, plan: RunPlan) -> Any:
+        key = (plan.run.workflow_id, plan.run.workflow_version)
+        flow = self.flows.get(key)
+        if flow is None:
+            flow = compile_flow(
+                organization_slug=plan.organization_slug,
+                workflow_slug=plan.workflow_slug,
+                version=plan.run.workflow_version,
+                spec=plan.spec,
+                default_retry=plan.default_retry,
+                runner=self._runner,
+                result_storage=self.result_storage,
+            )
+            self.flows[key] = flow
+            if len(self.flows) > 500:
+                self.flows.popitem(last=False)
+        return flow
+
+    async def _runner(self, run_id: str, tasks: dict[str, Any]) -> Any:
+        plan = self._plans.pop(run_id, None) or await asyncio.to_thread(load_plan, run_id)
+        return await RunExecutor(plan, tasks, self.worker_id).execute(self.flow_runs.get(run_id))
+
+    async def execute(self, plan: RunPlan, flow_run: Any) -> Any:
+        gate = self.org_gates.setdefault(
+            plan.run.organization_id, asyncio.Semaphore(plan.concurrency)
+        )
+        async with self.capacity, gate:
+            self._plans[plan.run.id] = plan
+            self.flow_runs[plan.run.id] = str(flow_run.id)
+            try:
+                return await run_flow_async(
+                    self.flow_for(plan),
+                    flow_run=flow_run,
+                    parameters={"run_id": plan.run.id},
+                    return_type="state",
+                )
+            except asyncio.CancelledError:
+                await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
+                raise
+            finally:
+                self._plans.pop(plan.run.id, None)
+
+    async def _set_prefect_state(self, flow_run_id: Any, state: Any) -> None:
+        assert self.client is not None
+        try:
+            await self.client.set_flow_run_state(flow_run_id, state, force=True)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not set state of flow run %s: %s", flow_run_id, exc)
+
+    # --- upkeep: leases, lost workers, long delays, cancellations, heartbeats -----------
+
+    async def _maintenance_loop(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(1.0)
+            ticks += 1
+            try:
+                await self._cancellations()
+                if ticks % 5 == 0:
+                    await asyncio.to_thread(self._renew_leases)
+                    await asyncio.to_thread(self._recover)
+                if ticks % 30 == 1:
+                    await self._heartbeats()
+            except Exception:
+                log.exception("maintenance step failed")
+
+    def _renew_leases(self) -> None:
+        with session_scope() as session:
+            runs_repo.renew_leases(
+                session, worker_id=self.worker_id, run_ids=list(self.active), lease_ms=self.lease_ms
+            )
+
+    def _recover(self) -> None:
+        with session_scope() as session:
+            for run in runs_repo.read_orphaned_runs(session, grace_ms=self.lease_ms):
+                if run.id not in self.active:
+                    log.warning(
+                        "run %s lost its worker %s; running it again", run.id, run.worker_id
+                    )
+                    runs_repo.requeue_run(session, run=run)
+            for run in runs_repo.read_due_suspended_runs(session):
+                runs_repo.requeue_run(session, run=run)
+
+    async def _cancellations(self) -> None:
+        if not self.active:
+            return
+        ids = list(self.active)
+        wanted = await asyncio.to_thread(self._cancel_requested, ids)
+        if self.client is not None and self.flow_runs:
+            by_flow = {v: k for k, v in self.flow_runs.items()}
+            try:
+                cancelling = await self.client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=[UUID(f) for f in by_flow]),
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.CANCELLING])
+                        ),
+                    )
+                )
+                wanted |= {by_flow[str(fr.id)] for fr in cancelling if str(fr.id) in by_flow}
+            except _TRANSIENT:
+                pass
+        for run_id in wanted:
+            task = self.active.get(run_id)
+            if task is not None and not task.done():
+                log.info("canceling run %s", run_id)
+                task.cancel()
+
+    def _cancel_requested(self, run_ids: list[str]) -> set[str]:
+        from sqlalchemy import select
+
+        from tenancy.models import WorkflowRun
+
+        with session_scope() as session:
+            return set(
+                session.scalars(
+                    select(WorkflowRun.id).where(
+                        WorkflowRun.id.in_(run_ids), WorkflowRun.cancel_requested.is_(True)
+                    )
+                )
+            )
+
+    async def _heartbeats(self) -> None:
+        assert self.client is not None and self.setup is not None
+        pools = set(self.setup._pools)
+        for pool in pools:
+            try:
+                await self.client.send_worker_heartbeat(pool, self.worker_id, 60)
+            except _TRANSIENT:
+                return
+
+
+async def crash_flow_run(client: PrefectClient, flow_run_id: str, message: str) -> None:
+    await client.set_flow_run_state(UUID(flow_run_id), Crashed(message=message), force=True)

@@ -1,0 +1,1 @@
+"""The org-scoped dashboard (Streamlit)."""

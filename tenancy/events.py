@@ -1,0 +1,132 @@
+"""Stored events: the durable record of everything ingested, idempotent per organization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tenancy.clock import new_id, now_ms
+from tenancy.models import Event
+from tenancy.scoping import get_scoped, scoped
+
+
+def read_event_by_key(session: Session, *, organization_id: str, event_id: str) -> Event | None:
+    return session.scalars(scoped(Event, organization_id).where(Event.event_id == event_id)).first()
+
+
+def insert_event(
+    session: Session,
+    *,
+    organization_id: str,
+    event_type: str,
+    source: str,
+    payload: Any,
+    event_id: str | None,
+    api_key_id: str | None = None,
+) -> tuple[Event, bool]:
+    """Store an event; with an idempotency key already used, return the stored one instead.
+
+    Returns (event, created). Safe under concurrent duplicates: the unique (org, eventId)
+    constraint decides, and the loser reads the winner's row.
+    """
+    if event_id:
+        existing = read_event_by_key(session, organization_id=organization_id, event_id=event_id)
+        if existing is not None:
+            return existing, False
+    row_id = new_id()
+    event = Event(
+        id=row_id,
+        organization_id=organization_id,
+        event_type=event_type,
+        event_id=event_id or row_id,
+        source=source,
+        payload=payload,
+        status="pending",
+        run_ids=[],
+        api_key_id=api_key_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(event)
+            session.flush()
+    except IntegrityError:
+        existing = read_event_by_key(
+            session, organization_id=organization_id, event_id=event_id or ""
+        )
+        if existing is None:
+            raise
+        return existing, False
+    return event, True
+
+
+def read_event(session: Session, *, organization_id: str, event_id: str) -> Event:
+    return get_scoped(session, Event, organization_id, event_id, label="event")
+
+
+def read_events(
+    session: Session,
+    *,
+    organization_id: str,
+    limit: int = 50,
+    before: str | None = None,
+    event_type: str | None = None,
+    source: str | None = None,
+    status: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+) -> list[Event]:
+    q = scoped(Event, organization_id)
+    if event_type:
+        if event_type.endswith("*"):
+            q = q.where(Event.event_type.startswith(event_type[:-1], autoescape=True))
+        else:
+            q = q.where(Event.event_type == event_type)
+    if source:
+        q = q.where(Event.source == source)
+    if status:
+        q = q.where(Event.status == status)
+    if since is not None:
+        q = q.where(Event.created_at >= since)
+    if until is not None:
+        q = q.where(Event.created_at < until)
+    if before:
+        q = q.where(Event.id < before)
+    return list(session.scalars(q.order_by(Event.id.desc()).limit(limit)))
+
+
+def mark_event(session: Session, *, event_pk: str, status: str, error: str | None = None) -> None:
+    session.execute(
+        update(Event)
+        .where(Event.id == event_pk)
+        .values(status=status, error=error, processed_at=now_ms() if status != "pending" else None)
+    )
+
+
+def events_by_ids(session: Session, *, organization_id: str, ids: list[str]) -> list[Event]:
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(Event).where(Event.organization_id == organization_id, Event.id.in_(ids))
+        )
+    )
+
+
+def mark_processed_if_dispatched(session: Session, *, event_pk: str) -> None:
+    """An event is processed once every run it started has been handed to the engine."""
+    from tenancy.models import OutboxItem, WorkflowRun
+
+    waiting = (
+        select(OutboxItem.id)
+        .join(WorkflowRun, WorkflowRun.id == OutboxItem.run_id)
+        .where(WorkflowRun.event_id == event_pk, OutboxItem.status != "done")
+        .exists()
+    )
+    session.execute(
+        update(Event)
+        .where(Event.id == event_pk, Event.status == "pending", ~waiting)
+        .values(status="processed", processed_at=now_ms())
+    )

@@ -1,0 +1,373 @@
+"""Workflow runs and step executions, and the outbox that hands new runs to the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from tenancy.changes import OUTBOX_CHANNEL, publish, publish_change
+from tenancy.clock import new_id, now_ms
+from tenancy.models import OutboxItem, StepExecution, Workflow, WorkflowRun
+from tenancy.scoping import get_scoped, scoped
+
+RUN_FINAL = frozenset({"completed", "failed", "canceled", "timed_out"})
+RUN_STATUSES = ("pending", "running", "completed", "failed", "canceled", "timed_out")
+
+
+def create_run(
+    session: Session,
+    *,
+    organization_id: str,
+    workflow: Workflow,
+    trigger_type: str,
+    trigger_data: Any,
+    event_pk: str | None = None,
+    parent_run_id: str | None = None,
+    version: int | None = None,
+) -> WorkflowRun:
+    """A pending run plus its outbox item, in the caller's transaction: both or neither."""
+    run = WorkflowRun(
+        id=new_id(),
+        organization_id=organization_id,
+        workflow_id=workflow.id,
+        workflow_version=version or workflow.version,
+        status="pending",
+        trigger_type=trigger_type,
+        trigger_data=trigger_data,
+        event_id=event_pk,
+        parent_run_id=parent_run_id,
+    )
+    session.add(run)
+    session.flush()
+    session.add(OutboxItem(organization_id=organization_id, run_id=run.id))
+    publish(session, OUTBOX_CHANNEL, {"run": run.id})
+    publish_change(
+        session,
+        organization_id=organization_id,
+        kind="run",
+        obj_id=run.id,
+        status="pending",
+        workflowId=workflow.id,
+    )
+    return run
+
+
+def read_run(session: Session, *, organization_id: str, run_id: str) -> WorkflowRun:
+    return get_scoped(session, WorkflowRun, organization_id, run_id, label="run")
+
+
+def read_runs(
+    session: Session,
+    *,
+    organization_id: str,
+    limit: int = 50,
+    before: str | None = None,
+    status: str | None = None,
+    workflow_id: str | None = None,
+) -> list[WorkflowRun]:
+    q = scoped(WorkflowRun, organization_id)
+    if status:
+        q = q.where(WorkflowRun.status == status)
+    if workflow_id:
+        q = q.where(WorkflowRun.workflow_id == workflow_id)
+    if before:
+        q = q.where(WorkflowRun.id < before)
+    return list(session.scalars(q.order_by(WorkflowRun.id.desc()).limit(limit)))
+
+
+def count_runs_by_status(
+    session: Session, *, organization_id: str, since: int | None = None
+) -> dict[str, int]:
+    q = select(WorkflowRun.status, func.count()).where(
+        WorkflowRun.organization_id == organization_id
+    )
+    if since is not None:
+        q = q.where(WorkflowRun.created_at >= since)
+    return dict(session.execute(q.group_by(WorkflowRun.status)))
+
+
+def read_step_executions(
+    session: Session, *, organization_id: str, run_id: str
+) -> list[StepExecution]:
+    return list(
+        session.scalars(
+            scoped(StepExecution, organization_id)
+            .where(StepExecution.workflow_run_id == run_id)
+            .order_by(StepExecution.created_at, StepExecution.attempt)
+        )
+    )
+
+
+def read_runs_for_event(
+    session: Session, *, organization_id: str, event_pk: str
+) -> list[WorkflowRun]:
+    return list(
+        session.scalars(
+            scoped(WorkflowRun, organization_id)
+            .where(WorkflowRun.event_id == event_pk)
+            .order_by(WorkflowRun.id)
+        )
+    )
+
+
+# --- the engine's side -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    outbox_id: int
+    run_id: str
+    organization_id: str
+    attempts: int
+
+
+def claim_outbox(
+    session: Session, *, worker_id: str, limit: int, lease_ms: int
+) -> list[ClaimedItem]:
+    """Take the oldest due items; a claim left unfinished (worker died) is due again later."""
+    now = now_ms()
+    q = (
+        select(OutboxItem)
+        .where(OutboxItem.status.in_(("pending", "claimed")), OutboxItem.available_at <= now)
+        .order_by(OutboxItem.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    items = list(session.scalars(q))
+    for item in items:
+        item.status = "claimed"
+        item.claimed_by = worker_id
+        item.attempts += 1
+        item.available_at = now + lease_ms
+    session.flush()
+    return [ClaimedItem(i.id, i.run_id, i.organization_id, i.attempts) for i in items]
+
+
+def finish_outbox(session: Session, *, outbox_id: int) -> None:
+    session.execute(update(OutboxItem).where(OutboxItem.id == outbox_id).values(status="done"))
+
+
+def retry_outbox(session: Session, *, outbox_id: int, error: str, delay_ms: int) -> None:
+    session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id == outbox_id)
+        .values(status="pending", last_error=error[:2000], available_at=now_ms() + delay_ms)
+    )
+
+
+def count_pending_outbox(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(OutboxItem).where(OutboxItem.status != "done")
+        )
+        or 0
+    )
+
+
+def attach_flow_run(
+    session: Session, *, run_id: str, flow_run_id: str, worker_id: str, lease_ms: int
+) -> None:
+    session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.id == run_id)
+        .values(
+            prefect_flow_run_id=flow_run_id,
+            worker_id=worker_id,
+            lease_expires_at=now_ms() + lease_ms,
+        )
+    )
+
+
+def mark_run_running(session: Session, *, run: WorkflowRun, worker_id: str, lease_ms: int) -> None:
+    now = now_ms()
+    values: dict[str, Any] = {
+        "status": "running",
+        "worker_id": worker_id,
+        "lease_expires_at": now + lease_ms,
+        "resume_at": None,
+    }
+    if run.started_at is None:
+        values["started_at"] = now
+        run.started_at = now
+    session.execute(update(WorkflowRun).where(WorkflowRun.id == run.id).values(**values))
+    run.status = "running"
+    publish_change(
+        session, organization_id=run.organization_id, kind="run", obj_id=run.id, status="running"
+    )
+
+
+def finish_run(
+    session: Session,
+    *,
+    run: WorkflowRun,
+    status: str,
+    result: Any = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    now = now_ms()
+    started = run.started_at or now
+    session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.id == run.id)
+        .values(
+            status=status,
+            result=result,
+            error=error,
+            completed_at=now,
+            duration_ms=now - started,
+            lease_expires_at=None,
+        )
+    )
+    run.status = status
+    publish_change(
+        session, organization_id=run.organization_id, kind="run", obj_id=run.id, status=status
+    )
+
+
+def renew_leases(session: Session, *, worker_id: str, run_ids: list[str], lease_ms: int) -> None:
+    if run_ids:
+        session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.id.in_(run_ids), WorkflowRun.worker_id == worker_id)
+            .values(lease_expires_at=now_ms() + lease_ms)
+        )
+
+
+def start_step(
+    session: Session,
+    *,
+    run: WorkflowRun,
+    step_id: str,
+    step_name: str,
+    step_type: str,
+    attempt: int,
+    max_attempts: int,
+    input: Any,
+) -> StepExecution:
+    now = now_ms()
+    step = StepExecution(
+        id=new_id(),
+        organization_id=run.organization_id,
+        workflow_run_id=run.id,
+        step_id=step_id,
+        step_name=step_name,
+        step_type=step_type,
+        status="running",
+        attempt=attempt,
+        max_attempts=max_attempts,
+        input=input,
+        started_at=now,
+        created_at=now,
+    )
+    session.add(step)
+    session.flush()
+    publish_change(
+        session,
+        organization_id=run.organization_id,
+        kind="step",
+        obj_id=step.id,
+        runId=run.id,
+        stepId=step_id,
+        status="running",
+        attempt=attempt,
+    )
+    return step
+
+
+def finish_step(
+    session: Session,
+    *,
+    step: StepExecution,
+    status: str,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    next_retry_at: int | None = None,
+) -> None:
+    now = now_ms()
+    step.status = status
+    step.output = output
+    step.error = error
+    step.next_retry_at = next_retry_at
+    step.completed_at = now
+    step.duration_ms = now - (step.started_at or now)
+    session.merge(step)
+    publish_change(
+        session,
+        organization_id=step.organization_id,
+        kind="step",
+        obj_id=step.id,
+        runId=step.workflow_run_id,
+        stepId=step.step_id,
+        status=status,
+        attempt=step.attempt,
+    )
+
+
+def completed_step_outputs(
+    session: Session, *, organization_id: str, run_id: str
+) -> dict[str, Any]:
+    """Outputs of the steps a run already completed (a resumed or recovered run skips them)."""
+    rows = session.execute(
+        select(StepExecution.step_id, StepExecution.output)
+        .where(
+            StepExecution.organization_id == organization_id,
+            StepExecution.workflow_run_id == run_id,
+            StepExecution.status.in_(("completed", "skipped")),
+        )
+        .order_by(StepExecution.created_at)
+    )
+    return dict(rows)
+
+
+def suspend_run(session: Session, *, run: WorkflowRun, resume_at: int) -> None:
+    """A long delay: the run keeps its status but no worker holds it until ``resume_at``."""
+    session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.id == run.id)
+        .values(resume_at=resume_at, worker_id=None, lease_expires_at=None)
+    )
+
+
+def read_due_suspended_runs(session: Session, *, limit: int = 100) -> list[WorkflowRun]:
+    return list(
+        session.scalars(
+            select(WorkflowRun)
+            .where(
+                WorkflowRun.status == "running",
+                WorkflowRun.resume_at.is_not(None),
+                WorkflowRun.resume_at <= now_ms(),
+                WorkflowRun.worker_id.is_(None),
+            )
+            .limit(limit)
+        )
+    )
+
+
+def read_orphaned_runs(session: Session, *, grace_ms: int, limit: int = 100) -> list[WorkflowRun]:
+    """Runs whose worker stopped renewing its lease (killed, or its machine lost)."""
+    return list(
+        session.scalars(
+            select(WorkflowRun)
+            .where(
+                WorkflowRun.status == "running",
+                WorkflowRun.lease_expires_at.is_not(None),
+                WorkflowRun.lease_expires_at < now_ms() - grace_ms,
+            )
+            .limit(limit)
+        )
+    )
+
+
+def requeue_run(session: Session, *, run: WorkflowRun) -> None:
+    """Hand a run to the engine again (recovery, resume): a new outbox item."""
+    session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.id == run.id)
+        .values(worker_id=None, lease_expires_at=None)
+    )
+    session.add(OutboxItem(organization_id=run.organization_id, run_id=run.id))
+    publish(session, OUTBOX_CHANNEL, {"run": run.id})
