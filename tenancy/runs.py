@@ -86,7 +86,7 @@ def count_runs_by_status(
     )
     if since is not None:
         q = q.where(WorkflowRun.created_at >= since)
-    return dict(session.execute(q.group_by(WorkflowRun.status)))
+    return dict(session.execute(q.group_by(WorkflowRun.status)).tuples().all())
 
 
 def read_step_executions(
@@ -320,7 +320,7 @@ def completed_step_outputs(
         )
         .order_by(StepExecution.created_at)
     )
-    return dict(rows)
+    return dict(rows.tuples().all())
 
 
 def suspend_run(session: Session, *, run: WorkflowRun, resume_at: int) -> None:

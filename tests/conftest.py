@@ -1,0 +1,109 @@
+"""Shared fixtures: a fresh Orbin database per backend (SQLite always, PostgreSQL when it
+answers), organizations with keys, and the API in-process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import services
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_PG = services.postgres_available()
+_REDIS = services.redis_available()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"postgres: {'yes' if _PG else 'no'}; redis: {'yes' if _REDIS else 'no'}; CI: {IN_CI}"]
+
+
+def require_postgres() -> None:
+    if not _PG:
+        if IN_CI and os.environ.get("ORBIN_TEST_REQUIRE_PG") == "1":
+            pytest.fail("PostgreSQL is required here but does not answer on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+
+
+def require_redis() -> None:
+    if not _REDIS:
+        pytest.skip("Redis does not answer on 127.0.0.1:6379")
+
+
+def _configure(home: Path, url: str) -> None:
+    from tenancy import config, crypto, db
+
+    os.environ["ORBIN_HOME"] = str(home)
+    os.environ["ORBIN_DATABASE_URL"] = url
+    config.reset_settings()
+    crypto.reset()
+    db.dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty Orbin database; the settings point at it for the test."""
+    from tenancy import config, db
+    from tenancy.migrate import upgrade
+
+    saved = {k: os.environ.get(k) for k in ("ORBIN_HOME", "ORBIN_DATABASE_URL")}
+    name = None
+    if request.param == "postgres":
+        require_postgres()
+        name = services.create_pg_database()
+        url = services.pg_url(name)
+    else:
+        url = f"sqlite:///{tmp_path / 'orbin.db'}"
+    _configure(tmp_path / "home", url)
+    upgrade()
+    try:
+        yield url
+    finally:
+        db.dispose_engines()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        config.reset_settings()
+        if name:
+            services.drop_pg_database(name)
+
+
+@dataclass
+class OrgWithKey:
+    id: str
+    slug: str
+    key: str
+
+
+@pytest.fixture
+def make_org(database: str):
+    """make_org(slug, plan="free", key_type="secret") -> OrgWithKey."""
+    from tenancy.db import session_scope
+    from tenancy.keys import create_api_key
+    from tenancy.orgs import create_organization
+
+    def make(slug: str, plan: str = "free", key_type: str = "secret", permissions=None) -> OrgWithKey:
+        with session_scope() as session:
+            org = create_organization(session, name=slug.title(), slug=slug, plan=plan)
+            key = create_api_key(
+                session, organization_id=org.id, name="test", type=key_type, permissions=permissions
+            )
+            return OrgWithKey(org.id, org.slug, key.plaintext)
+
+    return make
+
+
+@pytest.fixture
+def api(database: str):
+    """The API in-process (no Prefect needed: ingestion never waits on it)."""
+    from fastapi.testclient import TestClient
+
+    from ingest_api import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
