@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,13 @@ POOL_TYPE = "process"
 ENTRYPOINT = "orbin_flows/entry.py:orbin_workflow"
 
 
+@dataclass(frozen=True)
+class DeploymentTarget:
+    deployment_id: UUID
+    flow_id: UUID
+    work_pool_name: str
+
+
 class PrefectSetup:
     """Remembers what exists, so a warm worker calls the server once per pool and workflow."""
 
@@ -22,7 +30,7 @@ class PrefectSetup:
         self.client = client
         self._pools: dict[str, int | None] = {}
         self._flows: dict[str, UUID] = {}
-        self._deployments: dict[tuple[str, int], UUID] = {}
+        self._deployments: dict[tuple[str, int], DeploymentTarget] = {}
 
     async def ensure_work_pool(self, organization_slug: str, concurrency: int | None) -> str:
         name = work_pool_name(organization_slug)
@@ -65,11 +73,11 @@ class PrefectSetup:
         flow_name: str,
         schedules: list[Any] | None = None,
         paused: bool = False,
-    ) -> UUID:
+    ) -> DeploymentTarget:
         cache_key = (workflow_id, version)
-        deployment_id = self._deployments.get(cache_key)
-        if deployment_id is not None:
-            return deployment_id
+        target = self._deployments.get(cache_key)
+        if target is not None:
+            return target
         pool = await self.ensure_work_pool(organization_slug, concurrency)
         flow_id = await self.ensure_flow(flow_name)
         deployment_id = await self.client.create_deployment(
@@ -89,8 +97,9 @@ class PrefectSetup:
             schedules=schedules,
             paused=paused,
         )
-        self._deployments[cache_key] = deployment_id
-        return deployment_id
+        target = DeploymentTarget(deployment_id, flow_id, pool)
+        self._deployments[cache_key] = target
+        return target
 
     def forget(self) -> None:
         self._pools.clear()
