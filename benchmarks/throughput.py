@@ -210,7 +210,8 @@ def main() -> None:
     print(f"            {bare['cpu']}")
     ratio = orbin["runs_per_s"] / bare["runs_per_s"]
     print(
-        f"  orbin / bare ceiling = {ratio:.0%} (target >= 80%: {'met' if ratio >= 0.8 else 'MISSED'})"
+        f"  orbin / bare ceiling = {ratio:.0%} "
+        f"(target >= 80%: {'met' if ratio >= 0.8 else 'MISSED'})"
     )
 
 
