@@ -30,6 +30,7 @@ from prefect.context import SyncClientContext
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.flow_engine import run_flow_async
 from prefect.states import Cancelled, Crashed
+from sqlalchemy.exc import OperationalError
 
 from deployments.prefect_setup import PrefectSetup
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
@@ -47,6 +48,10 @@ from tenancy.errors import NotFound
 log = logging.getLogger("orbin.worker")
 
 _TRANSIENT = (httpx.HTTPError, OSError, PrefectHTTPStatusError, TimeoutError)
+# The Prefect server itself is unreachable (down, restarting): every run waits alike.
+_UNREACHABLE = (httpx.TransportError, OSError, TimeoutError)
+_CREATE_TIMEOUT = 15.0  # the client retries a refused connection for ~1 min on its own
+_MAX_OUTAGE_BACKOFF = 10.0
 
 
 class Worker:
@@ -64,6 +69,7 @@ class Worker:
         self.timings: dict[str, tuple[float, float, float, float]] = {}
         self.flows: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self.prefect_down_until = 0.0
+        self.prefect_backoff = 0.0
         self.client: FastPathClient | None = None
         self.result_storage: Any = None
         self.setup: PrefectSetup | None = None
@@ -140,6 +146,9 @@ class Worker:
             loop = asyncio.get_running_loop()
             if loop.time() < self.prefect_down_until:
                 continue
+            if self.prefect_backoff and not await self._prefect_answers():
+                self._prefect_unreachable()
+                continue
             try:
                 await self.dispatch_once()
             except Exception:
@@ -152,6 +161,8 @@ class Worker:
             return 0
         items = await asyncio.to_thread(self._claim, min(free, 50))
         for item in items:
+            if item.run_id in self.active:
+                continue  # its first claim is still being started here: that one owns it
             task = asyncio.create_task(self._start(item), name=f"run-{item.run_id}")
             self.active[item.run_id] = task
             task.add_done_callback(lambda _t, rid=item.run_id: self._done(rid))
@@ -175,6 +186,8 @@ class Worker:
             await self._start_unguarded(item)
         except asyncio.CancelledError:
             raise
+        except OperationalError as exc:  # the database: the claim's lease expires, then retried
+            log.warning("run %s not started, database unavailable: %s", item.run_id, exc)
         except Exception as exc:  # noqa: BLE001 - a run must never stay pending silently
             log.exception("run %s could not be started", item.run_id)
             await asyncio.to_thread(self._dead_letter, item, exc)
@@ -207,13 +220,24 @@ class Worker:
             return
         t1 = time.perf_counter()
         try:
-            flow_run = await self._create_flow_run(plan)
+            flow_run = await asyncio.wait_for(self._create_flow_run(plan), _CREATE_TIMEOUT)
+        except _UNREACHABLE as exc:
+            # Not the run's fault: put it back as it was, so runs keep their order, and pause
+            # dispatching (with backoff) until the server answers its health check again.
+            if not self.prefect_backoff:
+                log.warning("Prefect unreachable (%r); dispatching paused until it answers", exc)
+            self._prefect_unreachable()
+            await asyncio.to_thread(self._outbox_retry, item, repr(exc), 0)
+            return
         except _TRANSIENT as exc:
             delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
             log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
             self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
             await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
             return
+        if self.prefect_backoff:
+            log.warning("Prefect answers again; dispatching resumed")
+            self.prefect_backoff = 0.0
         t2 = time.perf_counter()
         # Recorded beside the run's start, not before it: the flow body does not wait for it.
         attach = asyncio.create_task(
@@ -224,6 +248,18 @@ class Worker:
             await self.execute(plan, flow_run)
         finally:
             await attach
+
+    def _prefect_unreachable(self) -> None:
+        self.prefect_backoff = min(_MAX_OUTAGE_BACKOFF, max(0.5, self.prefect_backoff * 2))
+        self.prefect_down_until = asyncio.get_running_loop().time() + self.prefect_backoff
+
+    async def _prefect_answers(self) -> bool:
+        url = self.settings.prefect_api_url.rstrip("/") + "/health"
+        try:
+            async with httpx.AsyncClient(timeout=3) as client:
+                return (await client.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def _create_flow_run(self, plan: RunPlan) -> Any:
         assert self.client is not None and self.setup is not None

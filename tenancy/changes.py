@@ -79,6 +79,31 @@ def publish(session: Session, channel: str, payload: dict[str, Any]) -> None:
         _pending(session).append((channel, payload))
 
 
+def publish_many(session: Session, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Announce many changes with one statement (a batch of ingested events and their runs)."""
+    if session.get_bind().dialect.name != "postgresql":
+        _pending(session).extend(items)
+        return
+    for start in range(0, len(items), 200):
+        chunk = items[start : start + 200]
+        params: dict[str, Any] = {}
+        calls = []
+        for i, (channel, payload) in enumerate(chunk):
+            body = json.dumps(payload, separators=(",", ":"), default=str)
+            if len(body) > 7900:
+                body = json.dumps({k: payload.get(k) for k in ("org", "kind", "id", "status")})
+            params[f"c{i}"], params[f"p{i}"] = channel, body
+            calls.append(f"pg_notify(:c{i}, :p{i})")
+        session.execute(text("SELECT " + ", ".join(calls)), params)
+
+
+def change(
+    organization_id: str, kind: str, obj_id: str, **fields: Any
+) -> tuple[str, dict[str, Any]]:
+    """A change notification as ``publish_many`` takes it."""
+    return CHANGES_CHANNEL, {"org": organization_id, "kind": kind, "id": obj_id, **fields}
+
+
 def publish_change(
     session: Session, *, organization_id: str, kind: str, obj_id: str, **fields: Any
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,50 @@ def insert_event(
             raise
         return existing, False
     return event, True
+
+
+def read_events_by_keys(
+    session: Session, *, organization_id: str, event_ids: list[str]
+) -> dict[str, Event]:
+    """The stored events of this organization with these idempotency keys, by key."""
+    if not event_ids:
+        return {}
+    rows = session.scalars(scoped(Event, organization_id).where(Event.event_id.in_(event_ids)))
+    return {e.event_id: e for e in rows}
+
+
+def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert many events with one statement; returns the ids of the rows actually inserted.
+
+    A row whose idempotency key another transaction took meanwhile is skipped, not an error
+    (``ON CONFLICT DO NOTHING``): on PostgreSQL the statement waits for that transaction, so
+    the caller then reads the winner's committed row. Each row carries its organization id.
+    """
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (
+        insert(Event)
+        .on_conflict_do_nothing(index_elements=["organization_id", "event_id"])
+        .returning(Event.id)
+    )
+    return set(session.scalars(stmt, rows))
+
+
+def delete_new_events(session: Session, *, organization_id: str, ids: list[str]) -> None:
+    """Take back events inserted earlier in this same transaction (their runs were refused)."""
+    if ids:
+        session.execute(
+            delete(Event).where(Event.organization_id == organization_id, Event.id.in_(ids))
+        )
+
+
+def same_event(event: Event, *, event_type: str, source: str, payload: Any) -> bool:
+    """Whether a stored event is the one described (an idempotent retry, not a reused key)."""
+    return event.event_type == event_type and event.source == source and event.payload == payload
 
 
 def read_event(session: Session, *, organization_id: str, event_id: str) -> Event:

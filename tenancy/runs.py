@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tenancy.changes import OUTBOX_CHANNEL, publish, publish_change
@@ -53,6 +53,21 @@ def create_run(
         workflowId=workflow.id,
     )
     return run
+
+
+def insert_runs(session: Session, *, rows: list[dict[str, Any]]) -> None:
+    """Many pending runs and their outbox items in two statements (event ingestion).
+
+    Each row has the columns of a pending run (id, organization_id, workflow_id,
+    workflow_version, trigger_type, trigger_data, event_id); the caller announces them.
+    """
+    if not rows:
+        return
+    session.execute(insert(WorkflowRun), [{"status": "pending", **r} for r in rows])
+    session.execute(
+        insert(OutboxItem),
+        [{"organization_id": r["organization_id"], "run_id": r["id"]} for r in rows],
+    )
 
 
 def read_run(session: Session, *, organization_id: str, run_id: str) -> WorkflowRun:
