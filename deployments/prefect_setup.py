@@ -66,10 +66,44 @@ class PrefectSetup:
         schedules: list[Any] | None = None,
         paused: bool = False,
     ) -> UUID:
+        """The workflow's deployment, created if missing. One that carries schedules is left
+        as it is: re-creating it would drop its schedules and the runs they scheduled (its
+        schedules are kept in step by ``sync_deployment`` instead)."""
         cache_key = (workflow_id, version)
         deployment_id = self._deployments.get(cache_key)
         if deployment_id is not None:
             return deployment_id
+        try:
+            existing = await self.client.read_deployment_by_name(f"{flow_name}/{workflow_slug}")
+        except ObjectNotFound:
+            existing = None
+        if existing is not None and (existing.schedules or existing.version == str(version)):
+            self._deployments[cache_key] = existing.id
+            return existing.id
+        return await self.sync_deployment(
+            organization_slug=organization_slug,
+            workflow_slug=workflow_slug,
+            workflow_id=workflow_id,
+            version=version,
+            concurrency=concurrency,
+            flow_name=flow_name,
+            schedules=schedules,
+            paused=paused,
+        )
+
+    async def sync_deployment(
+        self,
+        *,
+        organization_slug: str,
+        workflow_slug: str,
+        workflow_id: str,
+        version: int,
+        concurrency: int | None,
+        flow_name: str,
+        schedules: list[Any] | None = None,
+        paused: bool = False,
+    ) -> UUID:
+        """Create or update (upsert by flow and name) the deployment, with these schedules."""
         pool = await self.ensure_work_pool(organization_slug, concurrency)
         flow_id = await self.ensure_flow(flow_name)
         deployment_id = await self.client.create_deployment(
@@ -89,7 +123,7 @@ class PrefectSetup:
             schedules=schedules,
             paused=paused,
         )
-        self._deployments[cache_key] = deployment_id
+        self._deployments[(workflow_id, version)] = deployment_id
         return deployment_id
 
     def forget(self) -> None:

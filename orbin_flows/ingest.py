@@ -17,7 +17,8 @@ from tenancy import runs as runs_repo
 from tenancy import workflows as workflows_repo
 from tenancy.changes import publish_change
 from tenancy.db import session_scope
-from tenancy.models import Event
+from tenancy.errors import LimitExceeded, OrbinError
+from tenancy.models import Event, Workflow
 from tenancy.principal import Principal
 from tenancy.usage import reserve_executions
 
@@ -28,40 +29,78 @@ class IngestResult:
     run_ids: list[str]
     duplicate: bool
     event_pk: str
+    # Stored, but its runs could not start (the monthly limit): the caller answers with it.
+    failure: OrbinError | None = None
 
     def answer(self) -> dict[str, Any]:
         return {"received": True, "eventId": self.event_id, "runIds": self.run_ids}
 
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
-def start_event_runs(session: Session, *, event: Event) -> list[str]:
-    """Start every active workflow whose event trigger matches (used by ingest and replay)."""
+
+def event_trigger_data(event: Event, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": event.event_type,
+        "source": event.source,
+        "data": event.payload,
+        "eventId": event.event_id,
+        **extra,
+    }
+
+
+def matching_workflows(session: Session, *, event: Event) -> list[Workflow]:
+    """Active workflows whose event trigger matches, in a stable order."""
     doc = {"type": event.event_type, "source": event.source, "data": event.payload}
     candidates = workflows_repo.read_event_trigger_candidates(
         session, organization_id=event.organization_id, event_type=event.event_type
     )
     matched = [wf for wf in candidates if event_trigger_matches(wf.trigger, doc)]
-    matched.sort(key=lambda wf: wf.id)
-    if not matched:
+    return sorted(matched, key=lambda wf: wf.id)
+
+
+def start_runs(
+    session: Session,
+    *,
+    event: Event,
+    workflows: list[Workflow],
+    trigger_type: str,
+    trigger_data: dict[str, Any],
+) -> list[str]:
+    """One run per workflow, linked to the event, counted against the month (all or none)."""
+    if not workflows:
         return []
-    reserve_executions(session, organization_id=event.organization_id, count=len(matched))
-    trigger_data = {
-        "type": event.event_type,
-        "source": event.source,
-        "data": event.payload,
-        "eventId": event.event_id,
-    }
-    run_ids = []
-    for wf in matched:
-        run = runs_repo.create_run(
+    reserve_executions(session, organization_id=event.organization_id, count=len(workflows))
+    return [
+        runs_repo.create_run(
             session,
             organization_id=event.organization_id,
             workflow=wf,
-            trigger_type="event",
+            trigger_type=trigger_type,
             trigger_data=trigger_data,
             event_pk=event.id,
-        )
-        run_ids.append(run.id)
-    return run_ids
+        ).id
+        for wf in workflows
+    ]
+
+
+def start_event_runs(session: Session, *, event: Event) -> list[str]:
+    """Start every active workflow whose event trigger matches (used by ingest and replay)."""
+    return start_runs(
+        session,
+        event=event,
+        workflows=matching_workflows(session, event=event),
+        trigger_type="event",
+        trigger_data=event_trigger_data(event),
+    )
+
+
+def fail_event(session: Session, *, event: Event, reason: str) -> None:
+    """A dead letter: stored, not processed, with the reason; it can be retried or discarded."""
+    event.status = "failed"
+    event.error = reason
+    event.processed_at = None
 
 
 def ingest_event(
@@ -85,9 +124,14 @@ def ingest_event(
     )
     if not created:
         return IngestResult(event.event_id, list(event.run_ids or []), True, event.id)
-    run_ids = start_event_runs(session, event=event)
+    failure: OrbinError | None = None
+    try:
+        run_ids = start_event_runs(session, event=event)
+    except LimitExceeded as exc:  # kept as a dead letter, to retry once the limit allows
+        run_ids, failure = [], exc
+        fail_event(session, event=event, reason=exc.message)
     event.run_ids = run_ids
-    if not run_ids:
+    if not run_ids and failure is None:
         event.status = "processed"
         event.processed_at = event.created_at
     session.flush()
@@ -99,7 +143,7 @@ def ingest_event(
         status=event.status,
         type=event.event_type,
     )
-    return IngestResult(event.event_id, run_ids, False, event.id)
+    return IngestResult(event.event_id, run_ids, False, event.id, failure)
 
 
 def ingest_as_system(
@@ -112,7 +156,7 @@ def ingest_as_system(
     with session_scope() as session:
         org = read_organization(session, organization_id)
         principal = system_principal(org.id, org.slug, org.plan)
-        return ingest_event(
+        result = ingest_event(
             session,
             principal,
             event_type=event_type,
@@ -120,3 +164,5 @@ def ingest_as_system(
             data=data,
             idempotency_key=idempotency_key,
         )
+    result.raise_failure()
+    return result

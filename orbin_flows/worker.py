@@ -31,6 +31,7 @@ from prefect.flow_engine import run_flow_async
 from prefect.states import Cancelled, Crashed, Pending
 
 from deployments.prefect_setup import PrefectSetup
+from orbin_flows import schedules
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
 from orbin_flows.engine import RunExecutor
 from orbin_flows.plan import RunPlan, load_plan
@@ -318,6 +319,7 @@ class Worker:
                     await asyncio.to_thread(self._recover)
                 if ticks % 30 == 1:
                     await self._heartbeats()
+                await schedules.tick(self, ticks)  # schedule triggers (orbin_flows/schedules.py)
             except Exception:
                 log.exception("maintenance step failed")
 

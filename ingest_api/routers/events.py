@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -52,6 +52,7 @@ def _ingest(api_key: str | None, event: EventIn, idempotency_key: str | None) ->
             data=event.data,
             idempotency_key=idempotency_key,
         )
+    result.raise_failure()  # committed as a dead letter first
     return result.answer()
 
 
@@ -104,13 +105,16 @@ async def post_webhook_ingest(
     return await _post_event(request, x_api_key, x_idempotency_key)
 
 
+EventStatus = Literal["pending", "processed", "failed", "discarded"]
+
+
 @router.get("/v1/events", response_model=EventsPage, summary="List events, newest first")
 def list_events(
     session: SessionDep,
     principal: Allowed("events:read"),
-    type: str | None = None,
+    type: str | None = Query(None, description="an event type, or a prefix pattern: order.*"),
     source: str | None = None,
-    status: str | None = None,
+    status: EventStatus | None = None,
     since: int | None = Query(None, description="ms since the epoch"),
     until: int | None = Query(None, description="ms since the epoch"),
     limit: int = Query(50, ge=1, le=200),
