@@ -134,8 +134,8 @@ def _verify(
 ) -> Delivery:
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if provider == "stripe":
-        event = signatures.verify_stripe(headers, body, secrets)
-        return Delivery(_event_type("stripe", event.get("type")), event.to_dict(), event.id)
+        event = signatures.verify_stripe(headers, body, secrets).to_dict()
+        return Delivery(_event_type("stripe", event.get("type")), event, event.get("id"))
     if provider == "github":
         signatures.verify_github(headers, body, secrets)
         return _github_delivery(headers, _parse_body(body, ctype))
