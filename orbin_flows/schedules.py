@@ -233,7 +233,7 @@ class ScheduleKeeper:
         return taken
 
     async def _take(self, flow_run: Any) -> int:
-        from prefect.client.schemas.objects import SetStateStatus
+        from prefect.client.schemas.responses import SetStateStatus
         from prefect.states import Pending
 
         client = self.worker.client

@@ -27,7 +27,9 @@ def test_schedule_shows_next_fire_times_in_its_time_zone(api: TestClient, make_o
     times = [datetime.fromisoformat(t) for t in body["nextRuns"]]
     assert len(times) == 6 and times == sorted(times)
     assert all((t.hour, t.minute) == (9, 30) and t.weekday() < 5 for t in times)
-    assert all(t.utcoffset() is not None and t.utcoffset().total_seconds() in (3600, 7200) for t in times)
+    assert all(
+        t.utcoffset() is not None and t.utcoffset().total_seconds() in (3600, 7200) for t in times
+    )
 
     api.post(f"/v1/workflows/{wf['id']}/pause", headers=H(org))
     paused = api.get(f"/v1/workflows/{wf['id']}/schedule", headers=H(org)).json()
