@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,13 @@ POOL_TYPE = "process"
 ENTRYPOINT = "orbin_flows/entry.py:orbin_workflow"
 
 
+@dataclass(frozen=True)
+class DeploymentTarget:
+    deployment_id: UUID
+    flow_id: UUID
+    work_pool_name: str
+
+
 class PrefectSetup:
     """Remembers what exists, so a warm worker calls the server once per pool and workflow."""
 
@@ -22,7 +30,7 @@ class PrefectSetup:
         self.client = client
         self._pools: dict[str, int | None] = {}
         self._flows: dict[str, UUID] = {}
-        self._deployments: dict[tuple[str, int], UUID] = {}
+        self._deployments: dict[tuple[str, int], DeploymentTarget] = {}
 
     async def ensure_work_pool(self, organization_slug: str, concurrency: int | None) -> str:
         name = work_pool_name(organization_slug)
@@ -65,21 +73,26 @@ class PrefectSetup:
         flow_name: str,
         schedules: list[Any] | None = None,
         paused: bool = False,
-    ) -> UUID:
+    ) -> DeploymentTarget:
         """The workflow's deployment, created if missing. One that carries schedules is left
         as it is: re-creating it would drop its schedules and the runs they scheduled (its
         schedules are kept in step by ``sync_deployment`` instead)."""
         cache_key = (workflow_id, version)
-        deployment_id = self._deployments.get(cache_key)
-        if deployment_id is not None:
-            return deployment_id
+        target = self._deployments.get(cache_key)
+        if target is not None:
+            return target
         try:
             existing = await self.client.read_deployment_by_name(f"{flow_name}/{workflow_slug}")
         except ObjectNotFound:
             existing = None
-        if existing is not None and (existing.schedules or existing.version == str(version)):
-            self._deployments[cache_key] = existing.id
-            return existing.id
+        if (
+            existing is not None
+            and existing.work_pool_name
+            and (existing.schedules or existing.version == str(version))
+        ):
+            target = DeploymentTarget(existing.id, existing.flow_id, existing.work_pool_name)
+            self._deployments[cache_key] = target
+            return target
         return await self.sync_deployment(
             organization_slug=organization_slug,
             workflow_slug=workflow_slug,
@@ -102,7 +115,7 @@ class PrefectSetup:
         flow_name: str,
         schedules: list[Any] | None = None,
         paused: bool = False,
-    ) -> UUID:
+    ) -> DeploymentTarget:
         """Create or update (upsert by flow and name) the deployment, with these schedules."""
         pool = await self.ensure_work_pool(organization_slug, concurrency)
         flow_id = await self.ensure_flow(flow_name)
@@ -123,8 +136,9 @@ class PrefectSetup:
             schedules=schedules,
             paused=paused,
         )
-        self._deployments[(workflow_id, version)] = deployment_id
-        return deployment_id
+        target = DeploymentTarget(deployment_id, flow_id, pool)
+        self._deployments[(workflow_id, version)] = target
+        return target
 
     def forget(self) -> None:
         self._pools.clear()

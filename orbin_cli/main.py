@@ -18,6 +18,16 @@ app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="api-key")
 
 
+def _setup_logging() -> None:
+    """Orbin's own loggers (Prefect configures its own and the root logger)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("orbin")
+    logger.addHandler(handler)
+    logger.setLevel(get_settings().log_level)
+    logger.propagate = False
+
+
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -85,7 +95,7 @@ def worker(
 
     from orbin_flows.worker import Worker
 
-    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(name)s %(message)s")
+    _setup_logging()
 
     async def main() -> None:
         w = Worker(concurrency=concurrency)

@@ -169,7 +169,7 @@ class ScheduleKeeper:
             if config is not None
             else []
         )
-        deployment_id = await setup.sync_deployment(
+        target = await setup.sync_deployment(
             organization_slug=item.organization_slug,
             workflow_slug=item.workflow_slug,
             workflow_id=item.workflow_id,
@@ -179,6 +179,7 @@ class ScheduleKeeper:
             schedules=schedules,
             paused=config is not None and not active,
         )
+        deployment_id = target.deployment_id
         if item.deployment_id and item.deployment_id != str(deployment_id):
             try:  # the slug changed: the old deployment must stop scheduling
                 await client.pause_deployment(UUID(item.deployment_id))

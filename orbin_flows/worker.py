@@ -12,12 +12,12 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
 import httpx
-from prefect import get_client
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -26,18 +26,21 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.context import SyncClientContext
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.flow_engine import run_flow_async
-from prefect.states import Cancelled, Crashed, Pending
+from prefect.states import Cancelled, Crashed
 
 from deployments.prefect_setup import PrefectSetup
 from orbin_flows import schedules
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
 from orbin_flows.engine import RunExecutor
+from orbin_flows.fastpath import FastPathClient, engine_view, fast_client_context
 from orbin_flows.plan import RunPlan, load_plan
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
 from tenancy.changes import OUTBOX_CHANNEL
+from tenancy.clock import now_ms
 from tenancy.config import get_settings
 from tenancy.db import get_engine, session_scope
 from tenancy.errors import NotFound
@@ -59,9 +62,10 @@ class Worker:
         self.flow_runs: dict[str, str] = {}
         self.org_gates: dict[str, asyncio.Semaphore] = {}
         self._plans: dict[str, RunPlan] = {}
+        self.timings: dict[str, tuple[float, float, float, float]] = {}
         self.flows: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self.prefect_down_until = 0.0
-        self.client: PrefectClient | None = None
+        self.client: FastPathClient | None = None
         self.result_storage: Any = None
         self.setup: PrefectSetup | None = None
         self.stopping = asyncio.Event()
@@ -70,27 +74,33 @@ class Worker:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        async with get_client() as client:
-            self.client = client
-            self.setup = PrefectSetup(client)
-            self.result_storage = await self._wait_for_prefect()
-            loops = [
-                asyncio.create_task(self._dispatch_loop(), name="dispatch"),
-                asyncio.create_task(self._maintenance_loop(), name="maintenance"),
-            ]
-            if self.is_postgres:
-                loops.append(asyncio.create_task(self._listen_loop(), name="listen"))
-            log.info(
-                "worker %s started (%s)", self.worker_id, "LISTEN" if self.is_postgres else "poll"
-            )
-            try:
-                await self.stopping.wait()
-            finally:
-                for t in loops:
-                    t.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
-                if self.active:
-                    await asyncio.wait(list(self.active.values()), timeout=10)
+        ctx, client = fast_client_context()
+        # One sync client for the whole process too: the engine asks for one on every run
+        # (result storage), and building it (TLS context, HTTP pool) costs ~10 ms each time.
+        with SyncClientContext():
+            async with ctx:
+                self.client = client
+                self.setup = PrefectSetup(client)
+                self.result_storage = await self._wait_for_prefect()
+                await self._serve()
+
+    async def _serve(self) -> None:
+        loops = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._maintenance_loop(), name="maintenance"),
+        ]
+        if self.is_postgres:
+            loops.append(asyncio.create_task(self._listen_loop(), name="listen"))
+        mode = "LISTEN" if self.is_postgres else "poll"
+        log.info("worker %s started (%s)", self.worker_id, mode)
+        try:
+            await self.stopping.wait()
+        finally:
+            for t in loops:
+                t.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            if self.active:
+                await asyncio.wait(list(self.active.values()), timeout=10)
 
     async def _wait_for_prefect(self) -> Any:
         while True:
@@ -185,14 +195,18 @@ class Worker:
             runs_repo.finish_outbox(session, outbox_id=item.outbox_id)
 
     async def _start_unguarded(self, item: runs_repo.ClaimedItem) -> None:
+        t0 = time.perf_counter()
         try:
             plan = await asyncio.to_thread(load_plan, item.run_id)
         except NotFound:
             await asyncio.to_thread(self._outbox_done, item, None)
             return
-        if plan.run.status in runs_repo.RUN_FINAL:
+        run = plan.run
+        held = run.status == "running" and (run.lease_expires_at or 0) > now_ms()
+        if run.status in runs_repo.RUN_FINAL or held:  # finished, or a live worker has it
             await asyncio.to_thread(self._outbox_done, item, plan)
             return
+        t1 = time.perf_counter()
         try:
             flow_run = await self._create_flow_run(plan)
         except _TRANSIENT as exc:
@@ -201,8 +215,16 @@ class Worker:
             self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
             await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
             return
-        await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
-        await self.execute(plan, flow_run)
+        t2 = time.perf_counter()
+        # Recorded beside the run's start, not before it: the flow body does not wait for it.
+        attach = asyncio.create_task(
+            asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
+        )
+        self.timings[plan.run.id] = (t0, t1, t2, time.perf_counter())
+        try:
+            await self.execute(plan, flow_run)
+        finally:
+            await attach
 
     async def _create_flow_run(self, plan: RunPlan) -> Any:
         assert self.client is not None and self.setup is not None
@@ -212,22 +234,23 @@ class Worker:
                 return await self.client.read_flow_run(UUID(run.prefect_flow_run_id))
             except Exception:  # noqa: BLE001 - recreate below
                 pass
-        concurrency = plan.concurrency
-        deployment_id = await self.setup.ensure_deployment(
+        target = await self.setup.ensure_deployment(
             organization_slug=plan.organization_slug,
             workflow_slug=plan.workflow_slug,
             workflow_id=run.workflow_id,
             version=run.workflow_version,
-            concurrency=concurrency,
+            concurrency=plan.concurrency,
             flow_name=flow_name(plan.organization_slug, plan.workflow_slug),
         )
         key = run.id if not run.prefect_flow_run_id else f"{run.id}:{run.prefect_flow_run_id}"
-        return await self.client.create_flow_run_from_deployment(
-            deployment_id,
-            parameters={"run_id": run.id},
-            state=Pending(),
+        return await self.client.create_running_flow_run(
+            flow_id=target.flow_id,
+            deployment_id=target.deployment_id,
+            work_pool_name=target.work_pool_name,
             name=f"{plan.workflow_slug}-{run.id[-12:]}",
+            parameters={"run_id": run.id},
             tags=["orbin", f"org:{plan.organization_slug}", f"workflow:{plan.workflow_slug}"],
+            flow_version=str(run.workflow_version),
             idempotency_key=key,
         )
 
@@ -275,6 +298,17 @@ class Worker:
         return flow
 
     async def _runner(self, run_id: str, tasks: dict[str, Any]) -> Any:
+        t = self.timings.pop(run_id, None)
+        if t is not None:
+            now = time.perf_counter()
+            log.info(
+                "run %s: plan %.1f ms, create flow run %.1f ms, hand-off %.1f ms, engine %.1f ms",
+                run_id,
+                (t[1] - t[0]) * 1e3,
+                (t[2] - t[1]) * 1e3,
+                (t[3] - t[2]) * 1e3,
+                (now - t[3]) * 1e3,
+            )
         plan = self._plans.pop(run_id, None) or await asyncio.to_thread(load_plan, run_id)
         return await RunExecutor(plan, tasks, self.worker_id).execute(self.flow_runs.get(run_id))
 
@@ -288,7 +322,7 @@ class Worker:
             try:
                 return await run_flow_async(
                     self.flow_for(plan),
-                    flow_run=flow_run,
+                    flow_run=engine_view(flow_run),
                     parameters={"run_id": plan.run.id},
                     return_type="state",
                 )
@@ -297,6 +331,8 @@ class Worker:
                 raise
             finally:
                 self._plans.pop(plan.run.id, None)
+                if self.client is not None:
+                    self.client.forget(flow_run.id)
 
     async def _set_prefect_state(self, flow_run_id: Any, state: Any) -> None:
         assert self.client is not None

@@ -201,6 +201,7 @@ def start_platform(home: Path, *, database_url: str | None = None,
         env["ORBIN_PREFECT_DATABASE_URL"] = prefect_database_url
     env.update(extra_env or {})
     log_path = home / "up.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "orbin"), "up"], env=env, stdout=log,
@@ -211,7 +212,7 @@ def start_platform(home: Path, *, database_url: str | None = None,
         stop_process(proc)
         raise RuntimeError(f"orbin up did not become healthy:\n{log_path.read_text()[-3000:]}")
     for _ in range(100):
-        text = log_path.read_text()
+        text = log_path.read_bytes()[offset:].decode(errors="replace")
         if "Press Ctrl-C" in text:
             break
         time.sleep(0.1)
