@@ -74,10 +74,49 @@ class PrefectSetup:
         schedules: list[Any] | None = None,
         paused: bool = False,
     ) -> DeploymentTarget:
+        """The workflow's deployment, created if missing. One that carries schedules is left
+        as it is: re-creating it would drop its schedules and the runs they scheduled (its
+        schedules are kept in step by ``sync_deployment`` instead)."""
         cache_key = (workflow_id, version)
         target = self._deployments.get(cache_key)
         if target is not None:
             return target
+        try:
+            existing = await self.client.read_deployment_by_name(f"{flow_name}/{workflow_slug}")
+        except ObjectNotFound:
+            existing = None
+        if (
+            existing is not None
+            and existing.work_pool_name
+            and (existing.schedules or existing.version == str(version))
+        ):
+            target = DeploymentTarget(existing.id, existing.flow_id, existing.work_pool_name)
+            self._deployments[cache_key] = target
+            return target
+        return await self.sync_deployment(
+            organization_slug=organization_slug,
+            workflow_slug=workflow_slug,
+            workflow_id=workflow_id,
+            version=version,
+            concurrency=concurrency,
+            flow_name=flow_name,
+            schedules=schedules,
+            paused=paused,
+        )
+
+    async def sync_deployment(
+        self,
+        *,
+        organization_slug: str,
+        workflow_slug: str,
+        workflow_id: str,
+        version: int,
+        concurrency: int | None,
+        flow_name: str,
+        schedules: list[Any] | None = None,
+        paused: bool = False,
+    ) -> DeploymentTarget:
+        """Create or update (upsert by flow and name) the deployment, with these schedules."""
         pool = await self.ensure_work_pool(organization_slug, concurrency)
         flow_id = await self.ensure_flow(flow_name)
         deployment_id = await self.client.create_deployment(
@@ -98,7 +137,7 @@ class PrefectSetup:
             paused=paused,
         )
         target = DeploymentTarget(deployment_id, flow_id, pool)
-        self._deployments[cache_key] = target
+        self._deployments[(workflow_id, version)] = target
         return target
 
     def forget(self) -> None:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from ingest_api import errors
 from ingest_api.ratelimit import RateLimitMiddleware
-from ingest_api.routers import events, health, runs, workflows
+from ingest_api.routers import events, health, hooks, replay, runs, schedules, stream, workflows
 
 
 def create_app() -> FastAPI:
@@ -21,6 +21,10 @@ def create_app() -> FastAPI:
     app.include_router(events.router)
     app.include_router(runs.router)
     app.include_router(workflows.router)
+    app.include_router(replay.router)
+    app.include_router(hooks.router)
+    app.include_router(schedules.router)
+    app.include_router(stream.router)
 
     from orbin_flows.spec import WorkflowSpec
 

@@ -24,7 +24,6 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 def get_principal(
     request: Request,
-    session: SessionDep,
     x_api_key: Annotated[str | None, Header(description="Your API key")] = None,
 ) -> Principal:
     key = x_api_key
@@ -32,7 +31,10 @@ def get_principal(
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             key = auth[7:].strip()
-    principal = authenticate_api_key(session, key)
+    # A transaction of its own, committed at once: on SQLite every transaction holds the write
+    # lock, and the route's own unit of work must not wait on the caller's authentication.
+    with session_scope() as session:
+        principal = authenticate_api_key(session, key)
     request.state.principal = principal
     return principal
 

@@ -26,7 +26,7 @@ from tenancy.changes import OUTBOX_CHANNEL, change, publish_many
 from tenancy.clock import new_id, now_ms
 from tenancy.db import session_scope
 from tenancy.errors import Conflict, LimitExceeded, OrbinError
-from tenancy.models import Event
+from tenancy.models import Event, Workflow
 from tenancy.principal import Principal
 from tenancy.usage import reserve_executions
 
@@ -37,9 +37,15 @@ class IngestResult:
     run_ids: list[str]
     duplicate: bool
     event_pk: str
+    failure: OrbinError | None = None  # stored, but as a dead letter (e.g. the monthly limit)
 
     def answer(self) -> dict[str, Any]:
         return {"received": True, "eventId": self.event_id, "runIds": self.run_ids}
+
+    def raise_failure(self) -> None:
+        """Raise the failure once the transaction that stored the dead letter committed."""
+        if self.failure is not None:
+            raise self.failure
 
 
 @dataclass(frozen=True)
@@ -72,35 +78,67 @@ class _Fresh:
         return self.event.idempotency_key or self.pk
 
 
-def start_event_runs(session: Session, *, event: Event) -> list[str]:
-    """Start every active workflow whose event trigger matches (used by replay)."""
+def event_trigger_data(event: Event, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": event.event_type,
+        "source": event.source,
+        "data": event.payload,
+        "eventId": event.event_id,
+        **extra,
+    }
+
+
+def matching_workflows(session: Session, *, event: Event) -> list[Workflow]:
+    """Active workflows whose event trigger matches, in a stable order."""
     doc = {"type": event.event_type, "source": event.source, "data": event.payload}
     candidates = workflows_repo.read_event_trigger_candidates(
         session, organization_id=event.organization_id, event_type=event.event_type
     )
     matched = [wf for wf in candidates if event_trigger_matches(wf.trigger, doc)]
-    matched.sort(key=lambda wf: wf.id)
-    if not matched:
+    return sorted(matched, key=lambda wf: wf.id)
+
+
+def start_runs(
+    session: Session,
+    *,
+    event: Event,
+    workflows: list[Workflow],
+    trigger_type: str,
+    trigger_data: dict[str, Any],
+) -> list[str]:
+    """One run per workflow, linked to the event, counted against the month (all or none)."""
+    if not workflows:
         return []
-    reserve_executions(session, organization_id=event.organization_id, count=len(matched))
-    trigger_data = {
-        "type": event.event_type,
-        "source": event.source,
-        "data": event.payload,
-        "eventId": event.event_id,
-    }
-    run_ids = []
-    for wf in matched:
-        run = runs_repo.create_run(
+    reserve_executions(session, organization_id=event.organization_id, count=len(workflows))
+    return [
+        runs_repo.create_run(
             session,
             organization_id=event.organization_id,
             workflow=wf,
-            trigger_type="event",
+            trigger_type=trigger_type,
             trigger_data=trigger_data,
             event_pk=event.id,
-        )
-        run_ids.append(run.id)
-    return run_ids
+        ).id
+        for wf in workflows
+    ]
+
+
+def start_event_runs(session: Session, *, event: Event) -> list[str]:
+    """Start every active workflow whose event trigger matches (used by ingest and replay)."""
+    return start_runs(
+        session,
+        event=event,
+        workflows=matching_workflows(session, event=event),
+        trigger_type="event",
+        trigger_data=event_trigger_data(event),
+    )
+
+
+def fail_event(session: Session, *, event: Event, reason: str) -> None:
+    """A dead letter: stored, not processed, with the reason; it can be retried or discarded."""
+    event.status = "failed"
+    event.error = reason
+    event.processed_at = None
 
 
 def _replay(stored: Event, event: NewEvent) -> Outcome:
@@ -144,10 +182,12 @@ def _reserve(session: Session, organization_id: str, fresh: list[_Fresh]) -> set
     return refused
 
 
-def _limit_error() -> LimitExceeded:
+def _limit_error(event_id: str) -> LimitExceeded:
     return LimitExceeded(
-        "the monthly execution limit of this organization's plan is reached; "
-        "upgrade the plan or wait for the next period"
+        "the monthly execution limit of this organization's plan is reached; the event was "
+        f"stored as a dead letter ({event_id}) and can be retried once the limit allows "
+        "(upgrade the plan or wait for the next period)",
+        details=[{"eventId": event_id}],
     )
 
 
@@ -217,11 +257,13 @@ def ingest_events(
 
     refused = _reserve(session, org, fresh)
     if refused:
-        events_repo.delete_new_events(
-            session, organization_id=org, ids=[f.pk for f in fresh if f.index in refused]
-        )
-        for index in refused:
-            outcomes[index] = _limit_error()
+        # Kept as dead letters, with the reason, to be retried once the limit allows.
+        for f in fresh:
+            if f.index in refused:
+                error = _limit_error(f.event_id)
+                events_repo.mark_event(session, event_pk=f.pk, status="failed", error=error.message)
+                events_repo.clear_run_ids(session, event_pk=f.pk)
+                outcomes[f.index] = error
         fresh = [f for f in fresh if f.index not in refused]
 
     runs: list[dict[str, Any]] = []
@@ -284,6 +326,9 @@ def ingest_event(
     (outcome,) = ingest_events(
         session, principal, [NewEvent(event_type, source, data, idempotency_key)]
     )
+    if isinstance(outcome, LimitExceeded):  # stored as a dead letter: commit, then raise
+        event_id = (outcome.details or [{}])[0].get("eventId", "")
+        return IngestResult(event_id, [], False, "", failure=outcome)
     if isinstance(outcome, OrbinError):
         raise outcome
     return outcome
@@ -299,7 +344,7 @@ def ingest_as_system(
     with session_scope() as session:
         org = read_organization(session, organization_id)
         principal = system_principal(org.id, org.slug, org.plan)
-        return ingest_event(
+        result = ingest_event(
             session,
             principal,
             event_type=event_type,
@@ -307,3 +352,5 @@ def ingest_as_system(
             data=data,
             idempotency_key=idempotency_key,
         )
+    result.raise_failure()
+    return result

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orbin_flows import actions
 from orbin_flows.templates import check_syntax
@@ -49,12 +56,17 @@ class EventTriggerConfig(_Model):
 
 
 class ScheduleTriggerConfig(_Model):
-    cron: str
+    cron: str | None = Field(default=None, description="five-field cron, e.g. */5 * * * *")
+    interval: float | None = Field(
+        default=None, ge=1, le=366 * 86_400, description="seconds between runs, instead of cron"
+    )
     timezone: str = "UTC"
 
     @field_validator("cron")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         from cronsim import CronSim, CronSimError
 
         try:
@@ -76,6 +88,20 @@ class ScheduleTriggerConfig(_Model):
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
 
+    @model_validator(mode="after")
+    def _one(self) -> ScheduleTriggerConfig:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("give exactly one of cron or interval")
+        return self
+
+
+class WebhookTriggerConfig(_Model):
+    model_config = ConfigDict(extra="allow")
+
+    provider: Literal["orbin", "github", "stripe", "slack"] = Field(
+        "orbin", description="the signature scheme the sender uses"
+    )
+
 
 class EmptyConfig(_Model):
     model_config = ConfigDict(extra="allow")
@@ -84,7 +110,7 @@ class EmptyConfig(_Model):
 TRIGGER_CONFIGS: dict[str, type[BaseModel]] = {
     "event": EventTriggerConfig,
     "schedule": ScheduleTriggerConfig,
-    "webhook": EmptyConfig,
+    "webhook": WebhookTriggerConfig,
     "manual": EmptyConfig,
 }
 

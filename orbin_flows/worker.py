@@ -33,6 +33,7 @@ from prefect.states import Cancelled, Crashed
 from sqlalchemy.exc import OperationalError
 
 from deployments.prefect_setup import PrefectSetup
+from orbin_flows import schedules
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
 from orbin_flows.engine import RunExecutor
 from orbin_flows.fastpath import FastPathClient, engine_view, fast_client_context
@@ -390,6 +391,7 @@ class Worker:
                     await asyncio.to_thread(self._recover)
                 if ticks % 30 == 1:
                     await self._heartbeats()
+                await schedules.tick(self, ticks)  # schedule triggers (orbin_flows/schedules.py)
             except Exception:
                 log.exception("maintenance step failed")
 

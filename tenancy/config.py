@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.5
     worker_lease_seconds: int = 30
     log_level: str = "INFO"
+    # Live streams (GET /v1/stream): the change log kept for resuming clients, the SQLite
+    # tail's poll interval, and the heartbeat comment's period.
+    change_retention_seconds: int = 3600
+    stream_poll_seconds: float = 0.02
+    stream_heartbeat_seconds: float = 15.0
 
     @property
     def resolved_home(self) -> Path:

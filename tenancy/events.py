@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenancy.changes import publish_change
 from tenancy.clock import new_id, now_ms
 from tenancy.models import Event
 from tenancy.scoping import get_scoped, scoped
+
+EVENT_STATUSES = ("pending", "processed", "failed", "discarded")
 
 
 def read_event_by_key(session: Session, *, organization_id: str, event_id: str) -> Event | None:
@@ -26,6 +29,7 @@ def insert_event(
     payload: Any,
     event_id: str | None,
     api_key_id: str | None = None,
+    workflow_id: str | None = None,
 ) -> tuple[Event, bool]:
     """Store an event; with an idempotency key already used, return the stored one instead.
 
@@ -47,6 +51,7 @@ def insert_event(
         status="pending",
         run_ids=[],
         api_key_id=api_key_id,
+        workflow_id=workflow_id,
     )
     try:
         with session.begin_nested():
@@ -93,12 +98,8 @@ def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
     return set(session.scalars(stmt, rows))
 
 
-def delete_new_events(session: Session, *, organization_id: str, ids: list[str]) -> None:
-    """Take back events inserted earlier in this same transaction (their runs were refused)."""
-    if ids:
-        session.execute(
-            delete(Event).where(Event.organization_id == organization_id, Event.id.in_(ids))
-        )
+def clear_run_ids(session: Session, *, event_pk: str) -> None:
+    session.execute(update(Event).where(Event.id == event_pk).values(run_ids=[]))
 
 
 def same_event(event: Event, *, event_type: str, source: str, payload: Any) -> bool:
@@ -122,6 +123,7 @@ def read_events(
     since: int | None = None,
     until: int | None = None,
 ) -> list[Event]:
+    """Newest first. ``event_type`` may end in ``*`` (``order.*``); times are ms, until excluded."""
     q = scoped(Event, organization_id)
     if event_type:
         if event_type.endswith("*"):
@@ -142,21 +144,20 @@ def read_events(
 
 
 def mark_event(session: Session, *, event_pk: str, status: str, error: str | None = None) -> None:
-    session.execute(
+    orgs = session.scalars(
         update(Event)
         .where(Event.id == event_pk)
         .values(status=status, error=error, processed_at=now_ms() if status != "pending" else None)
-    )
+        .returning(Event.organization_id)
+    ).all()
+    for org in orgs:
+        publish_change(session, organization_id=org, kind="event", obj_id=event_pk, status=status)
 
 
 def events_by_ids(session: Session, *, organization_id: str, ids: list[str]) -> list[Event]:
     if not ids:
         return []
-    return list(
-        session.scalars(
-            select(Event).where(Event.organization_id == organization_id, Event.id.in_(ids))
-        )
-    )
+    return list(session.scalars(scoped(Event, organization_id).where(Event.id.in_(ids))))
 
 
 def mark_processed_if_dispatched(session: Session, *, event_pk: str) -> None:
@@ -169,8 +170,13 @@ def mark_processed_if_dispatched(session: Session, *, event_pk: str) -> None:
         .where(WorkflowRun.event_id == event_pk, OutboxItem.status != "done")
         .exists()
     )
-    session.execute(
+    orgs = session.scalars(
         update(Event)
         .where(Event.id == event_pk, Event.status == "pending", ~waiting)
         .values(status="processed", processed_at=now_ms())
-    )
+        .returning(Event.organization_id)
+    ).all()
+    for org in orgs:
+        publish_change(
+            session, organization_id=org, kind="event", obj_id=event_pk, status="processed"
+        )

@@ -132,6 +132,10 @@ class Workflow(Base):
     code_hash: Mapped[str | None] = mapped_column(String(64))
     entrypoint: Mapped[str | None] = mapped_column(String(500))
     prefect_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    # The version whose schedule was last written to Prefect (schedule triggers; see
+    # orbin_flows/schedules.py); a provider-issued webhook signing secret, encrypted.
+    schedule_synced_version: Mapped[int | None] = mapped_column(Integer)
+    webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     updated_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     created_at: Mapped[int] = _created()
@@ -180,6 +184,8 @@ class Event(Base):
     run_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     api_key_id: Mapped[str | None] = mapped_column(ID)
+    # The workflow a webhook event was sent to (replays start that one workflow again).
+    workflow_id: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[int] = _created()
 
 
@@ -321,4 +327,21 @@ class Artifact(Base):
     mime_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[int] = _created()
+
+
+class ChangeRecord(Base):
+    """A change announced to live views, kept briefly so a reconnecting client can resume and
+    so that processes without LISTEN/NOTIFY (SQLite) can tail it."""
+
+    __tablename__ = "change_log"
+    __table_args__ = (
+        Index("ix_change_log_org_id", "organization_id", "id"),
+        Index("ix_change_log_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoPK, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(ID, nullable=False)
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[int] = _created()

@@ -53,3 +53,16 @@ class Principal:
 
 def system_principal(organization_id: str, slug: str, plan: str = "free") -> Principal:
     return Principal(organization_id, slug, plan, "system", frozenset(PERMISSIONS))
+
+
+def require_admin(principal: Principal) -> None:
+    """Organization-wide secrets: a secret API key, an admin or owner, or the platform."""
+    if principal.actor_type == "system":
+        return
+    if principal.actor_type == "api":
+        if principal.key_type != "secret":
+            raise PermissionDenied(
+                f"a {principal.key_type} key may not do this (needs a secret key)"
+            )
+        return
+    principal.require_role("admin")

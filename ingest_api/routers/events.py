@@ -7,7 +7,7 @@ waits on Prefect. The caller was authenticated and rate-limited by the middlewar
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -118,6 +118,7 @@ def _ingest_one(principal: Principal, event: EventIn, key: str | None) -> dict[s
             data=event.data,
             idempotency_key=key,
         )
+    result.raise_failure()  # committed as a dead letter first
     return result.answer()
 
 
@@ -284,13 +285,16 @@ async def post_events_batch(
     return _json({"results": results}, status)
 
 
+EventStatus = Literal["pending", "processed", "failed", "discarded"]
+
+
 @router.get("/v1/events", response_model=EventsPage, summary="List events, newest first")
 def list_events(
     session: SessionDep,
     principal: Allowed("events:read"),
-    type: str | None = None,
+    type: str | None = Query(None, description="an event type, or a prefix pattern: order.*"),
     source: str | None = None,
-    status: str | None = None,
+    status: EventStatus | None = None,
     since: int | None = Query(None, description="ms since the epoch"),
     until: int | None = Query(None, description="ms since the epoch"),
     limit: int = Query(50, ge=1, le=200),

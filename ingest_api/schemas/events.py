@@ -57,6 +57,7 @@ class EventPublic(BaseModel):
     status: str
     error: str | None = None
     runIds: list[str]
+    workflowId: str | None = None
     processedAt: int | None = None
     createdAt: int
 
@@ -71,6 +72,7 @@ class EventPublic(BaseModel):
             status=e.status,
             error=e.error,
             runIds=list(e.run_ids or []),
+            workflowId=e.workflow_id,
             processedAt=e.processed_at,
             createdAt=e.created_at,
         )

@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orbin_flows.webhooks import hook_path
+from tenancy.config import get_settings
 from tenancy.models import Workflow, WorkflowVersion
+
+
+def _webhook_url(w: Workflow) -> str | None:
+    if w.trigger_type != "webhook":
+        return None
+    return get_settings().api_url.rstrip("/") + hook_path(w.id)
 
 
 class WorkflowPublic(BaseModel):
@@ -19,6 +27,7 @@ class WorkflowPublic(BaseModel):
     trigger: dict[str, Any]
     steps: list[dict[str, Any]]
     codeHash: str | None = None
+    webhookUrl: str | None = None  # webhook triggers: where to POST (its secret: GET .../webhook)
     createdBy: str | None = None
     updatedBy: str | None = None
     createdAt: int
@@ -36,6 +45,7 @@ class WorkflowPublic(BaseModel):
             trigger=w.trigger,
             steps=w.steps,
             codeHash=w.code_hash,
+            webhookUrl=_webhook_url(w),
             createdBy=w.created_by,
             updatedBy=w.updated_by,
             createdAt=w.created_at,

@@ -1,0 +1,130 @@
+"""``GET /v1/stream``: the organization's changes as Server-Sent Events.
+
+Each change is one SSE message: ``id`` is its sequence number, ``event`` its kind (``event``,
+``run``, ``step``) and ``data`` a JSON object (``id``, ``status``, and per kind ``type``,
+``workflowId``, ``runId``, ``stepId``, ``attempt``). A client that reconnects with
+``Last-Event-ID`` first gets what it missed (kept for ``ORBIN_CHANGE_RETENTION_SECONDS``).
+A comment line is sent every ``ORBIN_STREAM_HEARTBEAT_SECONDS`` to keep proxies from closing
+an idle stream.
+
+Authenticate with the ``x-api-key`` (or ``Authorization: Bearer``) header, as everywhere: keys
+in URLs end up in logs, so no query parameter is accepted. Browsers' ``EventSource`` cannot
+send headers; read the stream with ``fetch()`` (a ReadableStream) or from a server instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from ingest_api.deps import CurrentPrincipal
+from tenancy.change_feed import OVERFLOW, ChangeFeed, read_org_changes_after
+from tenancy.config import get_settings
+from tenancy.errors import InvalidInput, PermissionDenied
+from tenancy.principal import Principal
+
+router = APIRouter(tags=["stream"])
+
+KINDS = {"event": "events:read", "run": "runs:read", "step": "runs:read"}
+RESUME_LIMIT = 1000
+
+
+def _feed(request: Request) -> ChangeFeed:
+    feed = getattr(request.app.state, "change_feed", None)
+    if feed is None:
+        feed = request.app.state.change_feed = ChangeFeed()
+    return feed
+
+
+def _kinds(principal: Principal, requested: str | None) -> set[str]:
+    wanted = set(KINDS)
+    if requested:
+        wanted = {k.strip() for k in requested.split(",") if k.strip()}
+        unknown = sorted(wanted - set(KINDS))
+        if unknown:
+            raise InvalidInput(
+                f"unknown kinds {', '.join(unknown)}; use event, run, step",
+                details=[{"field": "kinds"}],
+            )
+    allowed = {k for k in wanted if principal.can(KINDS[k])}
+    if not allowed:
+        raise PermissionDenied("this key may read neither events nor runs")
+    return allowed
+
+
+def _message(change: dict[str, Any]) -> str:
+    data = {k: v for k, v in change.items() if k not in ("org", "seq")}
+    return (
+        f"id: {change.get('seq', '')}\nevent: {change.get('kind', 'change')}\n"
+        f"data: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
+    )
+
+
+@router.get(
+    "/v1/stream",
+    summary="Live changes of events, runs and steps (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    request: Request,
+    principal: CurrentPrincipal,
+    kinds: str | None = Query(None, description="comma-separated: event, run, step"),
+    runId: str | None = Query(None, description="only this run and its steps"),  # noqa: N803
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    allowed = _kinds(principal, kinds)
+    resume: int | None = None
+    if last_event_id:
+        if not last_event_id.strip().isdigit():
+            raise InvalidInput("Last-Event-ID must be the id of a message of this stream")
+        resume = int(last_event_id.strip())
+    org = principal.organization_id
+    feed = _feed(request)
+    heartbeat = get_settings().stream_heartbeat_seconds
+
+    def wanted(change: dict[str, Any]) -> bool:
+        if change.get("kind") not in allowed:
+            return False
+        if runId is not None:
+            return change.get("id") == runId or change.get("runId") == runId
+        return True
+
+    async def messages() -> AsyncIterator[str]:
+        sub = await feed.subscribe(org)  # before reading the backlog: nothing falls in between
+        try:
+            yield "retry: 2000\n: connected\n\n"
+            sent = 0
+            if resume is not None:
+                backlog = await asyncio.to_thread(read_org_changes_after, org, resume, RESUME_LIMIT)
+                for change in backlog:
+                    sent = max(sent, change["seq"])
+                    if wanted(change):
+                        yield _message(change)
+            while True:
+                try:
+                    change = await asyncio.wait_for(sub.get(), timeout=heartbeat)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if change is OVERFLOW:
+                    yield 'event: overflow\ndata: {"message":"too slow; reconnect"}\n\n'
+                    return
+                seq = change.get("seq")
+                if sent and isinstance(seq, int) and seq <= sent:
+                    continue  # already sent from the backlog
+                if wanted(change):
+                    yield _message(change)
+        finally:
+            sub.close()
+
+    return StreamingResponse(
+        messages(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

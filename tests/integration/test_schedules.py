@@ -1,0 +1,111 @@
+"""Schedule triggers: Prefect deployment schedules, Scheduled flow runs picked up by the warm
+worker and run as Orbin runs; pausing stops them; the next fire times in the API."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from tests.integration.test_events_api import H, make_workflow
+from tests.support.services import Platform
+
+
+def test_schedule_shows_next_fire_times_in_its_time_zone(api: TestClient, make_org) -> None:
+    org, other = make_org("acme"), make_org("other")
+    trigger = {"type": "schedule", "config": {"cron": "30 9 * * 1-5", "timezone": "Europe/Paris"}}
+    wf = make_workflow(api, org, "weekdays", trigger)
+    resp = api.get(f"/v1/workflows/{wf['id']}/schedule", params={"count": 6}, headers=H(org))
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["cron"] == "30 9 * * 1-5" and body["timezone"] == "Europe/Paris"
+    assert body["active"] is True and body["synced"] is False, "no worker has synced it yet"
+    times = [datetime.fromisoformat(t) for t in body["nextRuns"]]
+    assert len(times) == 6 and times == sorted(times)
+    assert all((t.hour, t.minute) == (9, 30) and t.weekday() < 5 for t in times)
+    assert all(
+        t.utcoffset() is not None and t.utcoffset().total_seconds() in (3600, 7200) for t in times
+    )
+
+    api.post(f"/v1/workflows/{wf['id']}/pause", headers=H(org))
+    paused = api.get(f"/v1/workflows/{wf['id']}/schedule", headers=H(org)).json()
+    assert paused["active"] is False and paused["nextRuns"] == []
+    assert api.get(f"/v1/workflows/{wf['id']}/schedule", headers=H(other)).status_code == 404
+    manual = make_workflow(api, org, "manual", {"type": "manual"})
+    resp = api.get(f"/v1/workflows/{manual['id']}/schedule", headers=H(org))
+    assert resp.status_code == 404 and "no schedule trigger" in resp.json()["error"]["message"]
+
+
+def _get(p: Platform, key: str, path: str, **params: Any) -> Any:
+    resp = httpx.get(f"{p.api_url}{path}", headers={"x-api-key": key}, params=params, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _wait(what: str, check, seconds: float = 90, every: float = 0.5) -> Any:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {seconds}s"
+        time.sleep(every)
+
+
+def test_interval_schedule_runs_through_prefect_and_pausing_stops_it(platform: Platform) -> None:
+    key, url = platform.demo_key, platform.api_url
+    spec = {
+        "name": "Tick",
+        "slug": f"tick-{uuid.uuid4().hex[:6]}",
+        "status": "active",
+        "trigger": {"type": "schedule", "config": {"interval": 2, "timezone": "Europe/Paris"}},
+        "steps": [
+            {
+                "id": "note",
+                "name": "Note",
+                "type": "action",
+                "config": {"action": "transform", "output": {"at": "{{ trigger.scheduledTime }}"}},
+            }
+        ],
+    }
+    resp = httpx.post(f"{url}/v1/workflows", json=spec, headers={"x-api-key": key}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    wf_id = resp.json()["id"]
+
+    def completed_runs() -> list[dict]:
+        runs = _get(platform, key, "/v1/runs", workflowId=wf_id)["data"]
+        return [r for r in runs if r["status"] == "completed"]
+
+    run = _wait("a completed scheduled run", completed_runs)[0]
+    detail = _get(platform, key, f"/v1/runs/{run['id']}")
+    assert detail["triggerType"] == "schedule"
+    assert detail["steps"][0]["output"] == {"at": detail["triggerData"]["scheduledTime"]}
+    schedule = _get(platform, key, f"/v1/workflows/{wf_id}/schedule")
+    assert schedule["synced"] is True and len(schedule["nextRuns"]) == 5
+    flow_run = httpx.get(f"{platform.prefect_api_url}/flow_runs/{run['prefectFlowRunId']}").json()
+    assert flow_run["state_type"] == "COMPLETED" and flow_run["auto_scheduled"] is True
+    assert flow_run["deployment_id"] == schedule["prefectDeploymentId"]
+    assert flow_run["work_pool_name"] == "orbin-demo"
+    assert flow_run["parameters"] == {"run_id": run["id"]}
+
+    resp = httpx.post(f"{url}/v1/workflows/{wf_id}/pause", headers={"x-api-key": key}, timeout=30)
+    assert resp.status_code == 200
+    _wait(
+        "the pause synced to Prefect",
+        lambda: _get(platform, key, f"/v1/workflows/{wf_id}/schedule")["synced"],
+        seconds=30,
+    )
+    deployment = httpx.get(
+        f"{platform.prefect_api_url}/deployments/{schedule['prefectDeploymentId']}"
+    ).json()
+    assert deployment["paused"] is True
+    assert [s["active"] for s in deployment["schedules"]] == [False]
+    time.sleep(1.5)  # a run claimed just before the pause may still be on its way
+    before = len(_get(platform, key, "/v1/runs", workflowId=wf_id, limit=200)["data"])
+    time.sleep(6)  # three intervals
+    after = len(_get(platform, key, "/v1/runs", workflowId=wf_id, limit=200)["data"])
+    assert after == before, "a paused schedule starts no run"
