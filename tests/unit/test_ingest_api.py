@@ -159,10 +159,17 @@ def test_monthly_limit_refuses_only_the_events_that_do_not_fit(api, make_org) ->
     statuses = [x["status"] for x in r.json()["results"]]
     assert statuses == [202, 202, 429, 202]
     assert "monthly execution limit" in r.json()["results"][2]["error"]["message"]
-    assert len(stored_events(org.id)) == 3 and len(stored_runs(org.id)) == 2
+    # The refused event is not lost: it is kept as a dead letter, with the reason.
+    events = stored_events(org.id)
+    assert len(events) == 4 and len(stored_runs(org.id)) == 2
+    dead = [e for e in events if e.status == "failed"]
+    assert len(dead) == 1 and dead[0].payload == {"i": 2} and dead[0].run_ids == []
+    assert "monthly execution limit" in dead[0].error
     single = api.post("/v1/events", headers=h, json={"type": "job.run"})
     assert single.status_code == 429 and single.json()["error"]["code"] == "limit_exceeded"
-    assert len(stored_events(org.id)) == 3
+    events = stored_events(org.id)
+    assert len(events) == 5 and sum(e.status == "failed" for e in events) == 2
+    assert len(stored_runs(org.id)) == 2
 
 
 BODY_LEVEL = [
