@@ -51,9 +51,9 @@ async def read_json(request: Request, *, allow_yaml: bool = False) -> Any:
         raise ApiError(400, "invalid_json", "the body is empty")
     try:
         if is_yaml:
-            import yaml
+            from orbin_flows.spec import load_yaml
 
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw)
         else:
             value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
