@@ -85,7 +85,13 @@ def worker(
 
     from orbin_flows.worker import Worker
 
-    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(name)s %(message)s")
+    # Prefect configures the root logger on import; Orbin's own loggers get their handler.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    orbin_log = logging.getLogger("orbin")
+    orbin_log.addHandler(handler)
+    orbin_log.setLevel(get_settings().log_level)
+    orbin_log.propagate = False
 
     async def main() -> None:
         w = Worker(concurrency=concurrency)

@@ -26,7 +26,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import Abort, ObjectNotFound, Pause, PrefectHTTPStatusError
 from prefect.flow_engine import run_flow_async
 from prefect.states import Cancelled, Crashed, Pending
 
@@ -165,6 +165,10 @@ class Worker:
             await self._start_unguarded(item)
         except asyncio.CancelledError:
             raise
+        except Pause:
+            log.info("run %s is suspended (a long delay); it resumes later", item.run_id)
+        except Abort as exc:
+            log.info("run %s stopped before its steps: %s", item.run_id, exc)
         except Exception as exc:  # noqa: BLE001 - a run must never stay pending silently
             log.exception("run %s could not be started", item.run_id)
             await asyncio.to_thread(self._dead_letter, item, exc)
@@ -190,8 +194,13 @@ class Worker:
             await asyncio.to_thread(self._outbox_done, item, None)
             return
         if plan.run.status in runs_repo.RUN_FINAL:
+            if plan.run.cancel_requested and plan.run.prefect_flow_run_id:
+                await self._cancel_flow_run(plan.run.prefect_flow_run_id)
             await asyncio.to_thread(self._outbox_done, item, plan)
             return
+        if plan.run.status == "running" and plan.run.prefect_flow_run_id:
+            if await self._continue(item, plan):
+                return
         try:
             flow_run = await self._create_flow_run(plan)
         except _TRANSIENT as exc:
@@ -202,6 +211,58 @@ class Worker:
             return
         await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
         await self.execute(plan, flow_run)
+
+    async def _continue(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> bool:
+        """A run that started before: back from a long delay, or lost by a dead worker.
+
+        A suspended flow run is resumed in Prefect and executed again (its completed steps
+        are skipped); an orphaned one is marked Crashed and the run gets a new flow run
+        (returns False: the caller creates it)."""
+        assert self.client is not None
+        flow_run_id = UUID(plan.run.prefect_flow_run_id or "")
+        try:
+            flow_run = await self.client.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            return False
+        state = flow_run.state.type if flow_run.state else None
+        if state in (StateType.CANCELLING, StateType.CANCELLED):
+            await asyncio.to_thread(self._canceled_in_prefect, item, plan)
+            await self._cancel_flow_run(str(flow_run_id))
+            return True
+        if state == StateType.PAUSED:
+            await self.client.resume_flow_run(flow_run_id)
+            flow_run = await self.client.read_flow_run(flow_run_id)
+            state = flow_run.state.type if flow_run.state else None
+        if state in (StateType.SCHEDULED, StateType.PENDING):
+            await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
+            await self.execute(plan, flow_run)
+            return True
+        if state is not None and not flow_run.state.is_final():
+            await self._set_prefect_state(
+                flow_run_id,
+                Crashed(message="its Orbin worker was lost; the run continues in a new flow run"),
+            )
+        return False
+
+    def _canceled_in_prefect(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> None:
+        with session_scope() as session:
+            runs_repo.finish_run(
+                session,
+                run=plan.run,
+                status="canceled",
+                error={"message": "canceled from Prefect"},
+            )
+            runs_repo.abandon_unfinished_steps(session, run_id=plan.run.id, message="canceled")
+            runs_repo.finish_outbox(session, outbox_id=item.outbox_id)
+
+    async def _cancel_flow_run(self, flow_run_id: str) -> None:
+        assert self.client is not None
+        try:
+            flow_run = await self.client.read_flow_run(UUID(flow_run_id))
+        except Exception:  # noqa: BLE001
+            return
+        if flow_run.state is None or not flow_run.state.is_final():
+            await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
 
     async def _create_flow_run(self, plan: RunPlan) -> Any:
         assert self.client is not None and self.setup is not None
@@ -307,16 +368,26 @@ class Worker:
     # --- upkeep: leases, lost workers, long delays, cancellations, heartbeats -----------
 
     async def _maintenance_loop(self) -> None:
-        ticks = 0
+        # Leases are renewed three times per lease period, so a live worker never looks dead.
+        lease_s = self.lease_ms / 1000
+        renew_every = max(0.2, min(5.0, lease_s / 3))
+        recover_every = max(0.5, min(5.0, lease_s / 2))
+        loop = asyncio.get_running_loop()
+        next_renew = next_recover = loop.time()
+        next_heartbeat = loop.time() + 1
         while True:
-            await asyncio.sleep(1.0)
-            ticks += 1
+            await asyncio.sleep(min(1.0, renew_every))
             try:
                 await self._cancellations()
-                if ticks % 5 == 0:
+                now = loop.time()
+                if now >= next_renew:
+                    next_renew = now + renew_every
                     await asyncio.to_thread(self._renew_leases)
+                if now >= next_recover:
+                    next_recover = now + recover_every
                     await asyncio.to_thread(self._recover)
-                if ticks % 30 == 1:
+                if now >= next_heartbeat:
+                    next_heartbeat = now + 30
                     await self._heartbeats()
             except Exception:
                 log.exception("maintenance step failed")
@@ -328,15 +399,19 @@ class Worker:
             )
 
     def _recover(self) -> None:
+        """Requeue runs whose worker died (lease expired) and suspended runs that are due.
+
+        Every worker does this; the conditional update in ``requeue_run`` lets one of them
+        win each run. The new worker marks the dead one's flow run Crashed (``_continue``)."""
         with session_scope() as session:
             for run in runs_repo.read_orphaned_runs(session, grace_ms=self.lease_ms):
-                if run.id not in self.active:
+                if run.id not in self.active and runs_repo.requeue_run(session, run=run):
                     log.warning(
                         "run %s lost its worker %s; running it again", run.id, run.worker_id
                     )
-                    runs_repo.requeue_run(session, run=run)
             for run in runs_repo.read_due_suspended_runs(session):
-                runs_repo.requeue_run(session, run=run)
+                if runs_repo.requeue_run(session, run=run):
+                    log.info("run %s resumes after its delay", run.id)
 
     async def _cancellations(self) -> None:
         if not self.active:
