@@ -39,6 +39,8 @@ class Service:
         self._scripts: dict[str, list[Answer]] = {}
         self._holds: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.max_in_flight: dict[str, int] = defaultdict(int)
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +69,8 @@ class Service:
                     gate.wait(120)
                 if answer.delay:
                     time.sleep(answer.delay)
+                with service._lock:
+                    service.in_flight[parts.path] -= 1
                 payload = json.dumps(
                     answer.body if answer.body is not None else {"path": parts.path}
                 ).encode()
@@ -92,6 +96,10 @@ class Service:
     def _record(self, hit: Hit) -> Answer:
         with self._lock:
             self.hits[hit.path].append(hit)
+            self.in_flight[hit.path] += 1
+            self.max_in_flight[hit.path] = max(
+                self.max_in_flight[hit.path], self.in_flight[hit.path]
+            )
             script = self._scripts.get(hit.path)
             if not script:
                 return Answer()
