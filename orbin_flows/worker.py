@@ -31,6 +31,7 @@ from prefect.flow_engine import run_flow_async
 from prefect.states import Cancelled, Crashed, Pending
 
 from deployments.prefect_setup import PrefectSetup
+from orbin_flows import codeflows
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
 from orbin_flows.engine import RunExecutor
 from orbin_flows.plan import RunPlan, load_plan
@@ -64,6 +65,8 @@ class Worker:
         self.result_storage: Any = None
         self.setup: PrefectSetup | None = None
         self.stopping = asyncio.Event()
+        self.codeflows: codeflows.CodeFlows | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self.is_postgres = get_engine().dialect.name == "postgresql"
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -198,6 +201,9 @@ class Worker:
                 await self._cancel_flow_run(plan.run.prefect_flow_run_id)
             await asyncio.to_thread(self._outbox_done, item, plan)
             return
+        if plan.spec.get("deployment"):
+            await self._run_code_flow(item, plan)
+            return
         if plan.run.status == "running" and plan.run.prefect_flow_run_id:
             if await self._continue(item, plan):
                 return
@@ -211,6 +217,85 @@ class Worker:
             return
         await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
         await self.execute(plan, flow_run)
+
+    async def _run_code_flow(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> None:
+        """A code workflow: a flow run of its own deployment, executed here, tracked as a run."""
+        assert self.client is not None
+        if self.codeflows is None:
+            self.codeflows = codeflows.CodeFlows(self.client)
+        try:
+            deployment = await self.codeflows.deployment_for(plan)
+            flow = await self.codeflows.flow_for(deployment)
+        except codeflows.CodeFlowError as exc:
+            await asyncio.to_thread(self._dead_letter, item, exc)
+            return
+        run = plan.run
+        if run.prefect_flow_run_id:  # recovered from a lost worker: it starts over
+            await self._set_prefect_state(
+                UUID(run.prefect_flow_run_id), Crashed(message="its Orbin worker was lost")
+            )
+        params = codeflows.parameters(flow, plan)
+        flow_run = await self.client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters=params,
+            state=Pending(),
+            name=f"{plan.workflow_slug}-{run.id[-12:]}",
+            tags=["orbin", f"org:{plan.organization_slug}", f"workflow:{plan.workflow_slug}"],
+            idempotency_key=f"{run.id}:{run.prefect_flow_run_id or ''}",
+        )
+        await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
+        gate = self.org_gates.setdefault(run.organization_id, asyncio.Semaphore(plan.concurrency))
+        async with self.capacity, gate:
+            self.flow_runs[run.id] = str(flow_run.id)
+            if not await asyncio.to_thread(self._code_begin, plan):
+                await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
+                return
+            try:
+                state = await run_flow_async(
+                    flow, flow_run=flow_run, parameters=params, return_type="state"
+                )
+            except asyncio.CancelledError:
+                self._code_finish(plan, "canceled", None, {"message": "canceled"})
+                await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
+                raise
+        if state.is_completed():
+            try:
+                result = codeflows.jsonable(await state.aresult(raise_on_failure=False))
+            except Exception:  # noqa: BLE001 - a result Orbin cannot read is no result
+                result = None
+            await asyncio.to_thread(self._code_finish, plan, "completed", result, None)
+        else:
+            status = "canceled" if state.is_cancelled() else "failed"
+            error = {"message": state.message or state.name or status}
+            await asyncio.to_thread(self._code_finish, plan, status, None, error)
+        task = asyncio.create_task(self._record_code_steps(plan, flow_run.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _code_begin(self, plan: RunPlan) -> bool:
+        with session_scope() as session:
+            if runs_repo.mark_run_running(
+                session, run=plan.run, worker_id=self.worker_id, lease_ms=self.lease_ms
+            ):
+                return True
+            runs_repo.finish_run(
+                session, run=plan.run, status="canceled", error={"message": "canceled"}
+            )
+            return False
+
+    def _code_finish(
+        self, plan: RunPlan, status: str, result: Any, error: dict[str, Any] | None
+    ) -> None:
+        with session_scope() as session:
+            runs_repo.finish_run(session, run=plan.run, status=status, result=result, error=error)
+
+    async def _record_code_steps(self, plan: RunPlan, flow_run_id: Any) -> None:
+        assert self.client is not None
+        try:
+            task_runs = await codeflows.read_task_runs(self.client, flow_run_id)
+            await asyncio.to_thread(codeflows.record_task_runs, plan, task_runs)
+        except Exception:  # noqa: BLE001 - the run's outcome is recorded already
+            log.exception("could not record the task runs of run %s", plan.run.id)
 
     async def _continue(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> bool:
         """A run that started before: back from a long delay, or lost by a dead worker.

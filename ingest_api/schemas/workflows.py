@@ -19,6 +19,7 @@ class WorkflowPublic(BaseModel):
     trigger: dict[str, Any]
     steps: list[dict[str, Any]]
     codeHash: str | None = None
+    deployment: str | None = None
     createdBy: str | None = None
     updatedBy: str | None = None
     createdAt: int
@@ -36,6 +37,7 @@ class WorkflowPublic(BaseModel):
             trigger=w.trigger,
             steps=w.steps,
             codeHash=w.code_hash,
+            deployment=w.entrypoint,
             createdBy=w.created_by,
             updatedBy=w.updated_by,
             createdAt=w.created_at,

@@ -129,7 +129,7 @@ def test_a_flaky_step_is_retried_with_backoff_as_prefect_task_retries(orbin, svc
     )
     retrying = [s for s in waiting["steps"] if s["status"] == "retrying"]
     assert retrying, "the attempt waiting for its retry is shown as retrying"
-    assert retrying[0]["nextRetryAt"] - retrying[0]["completedAt"] == pytest.approx(700, abs=150)
+    assert retrying[0]["nextRetryAt"] - retrying[0]["completedAt"] == pytest.approx(500, abs=100)
     run = orbin.wait(run_id)
     assert run["status"] == "completed", run
     attempts = [s for s in run["steps"] if s["stepId"] == "fetch"]
@@ -145,8 +145,9 @@ def test_a_flaky_step_is_retried_with_backoff_as_prefect_task_retries(orbin, svc
     assert all(s["startedAt"] <= s["completedAt"] and s["durationMs"] >= 0 for s in attempts)
     hits = [h.at for h in svc.hits[path]]
     assert len(hits) == 3
-    assert hits[1] - hits[0] == pytest.approx(0.7, abs=0.35)
-    assert hits[2] - hits[1] == pytest.approx(1.0, abs=0.35), "1.4 s capped at maxInterval"
+    # Waits of 0.5 s then 0.8 s (2 s capped at maxInterval), plus the engine's own overhead.
+    assert 0.45 <= hits[1] - hits[0] <= 0.5 + 0.9
+    assert 0.75 <= hits[2] - hits[1] <= 0.8 + 0.9 < 2.0
     (task,) = orbin.task_runs(run["prefectFlowRunId"])
     assert task["run_count"] == 3 and task["state_type"] == "COMPLETED"
 
