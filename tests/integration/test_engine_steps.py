@@ -112,9 +112,9 @@ def test_a_flaky_step_is_retried_with_backoff_as_prefect_task_retries(orbin, svc
     url = svc.script(path, Answer(503), Answer(429), Answer(200, {"ok": True}))
     policy = {
         "maxAttempts": 4,
-        "backoffCoefficient": 2,
-        "initialInterval": 700,
-        "maxInterval": 1000,
+        "backoffCoefficient": 4,
+        "initialInterval": 500,
+        "maxInterval": 800,
     }
     wf = orbin.create(
         {"name": "Flaky", "slug": "flaky", "steps": [_http("fetch", url, retryPolicy=policy)]}
