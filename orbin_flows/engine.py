@@ -102,6 +102,7 @@ class RunExecutor:
         self.inline_delay = settings.inline_delay_seconds
         self.history = runs_repo.StepHistory({}, {}, {})
         self.deadline: float | None = None
+        self.lost = False  # another worker took the run over: stop without recording
 
     # --- the run ------------------------------------------------------------------------
 
@@ -144,7 +145,8 @@ class RunExecutor:
             )
             raise
         except asyncio.CancelledError:
-            self._finish("canceled", error={"message": "canceled"})
+            if not self.lost:
+                self._finish("canceled", error={"message": "canceled"})
             raise
         except Exception as exc:
             self._finish("failed", error=_error(exc))
@@ -435,6 +437,8 @@ class RunExecutor:
             loop = asyncio.get_running_loop()
             timed_out = self.deadline is not None and loop.time() >= self.deadline - 0.05
             why = "the run exceeded its timeout" if timed_out else "canceled"
+            if self.lost:
+                why = "this worker lost the run to another (its lease had expired)"
             self._finish_record(record, "failed", None, {"message": why})
             raise
         except Exception as exc:

@@ -33,7 +33,7 @@ from prefect.states import Cancelled, Crashed, Pending
 from deployments.prefect_setup import PrefectSetup
 from orbin_flows import codeflows
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
-from orbin_flows.engine import RunExecutor
+from orbin_flows.engine import EXECUTORS, RunExecutor
 from orbin_flows.plan import RunPlan, load_plan
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
@@ -482,6 +482,16 @@ class Worker:
             runs_repo.renew_leases(
                 session, worker_id=self.worker_id, run_ids=list(self.active), lease_ms=self.lease_ms
             )
+            lost = runs_repo.read_runs_taken_over(
+                session, worker_id=self.worker_id, run_ids=list(self.flow_runs)
+            )
+        for run_id in lost:
+            executor = EXECUTORS.get(run_id)
+            task = self.active.get(run_id)
+            if executor is not None and task is not None and not task.done():
+                log.warning("run %s was taken over by another worker; stopping here", run_id)
+                executor.lost = True
+                task.get_loop().call_soon_threadsafe(task.cancel)
 
     def _recover(self) -> None:
         """Requeue runs whose worker died (lease expired) and suspended runs that are due.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tenancy.changes import OUTBOX_CHANNEL, publish, publish_change
@@ -253,6 +253,23 @@ def renew_leases(session: Session, *, worker_id: str, run_ids: list[str], lease_
             .where(WorkflowRun.id.in_(run_ids), WorkflowRun.worker_id == worker_id)
             .values(lease_expires_at=now_ms() + lease_ms)
         )
+
+
+def read_runs_taken_over(session: Session, *, worker_id: str, run_ids: list[str]) -> list[str]:
+    """Runs this worker is executing that are no longer its own: its lease expired (a long
+    stall) and the run was requeued for another worker. It must stop them, silently."""
+    if not run_ids:
+        return []
+    return list(
+        session.scalars(
+            select(WorkflowRun.id).where(
+                WorkflowRun.id.in_(run_ids),
+                WorkflowRun.status == "running",
+                WorkflowRun.resume_at.is_(None),
+                or_(WorkflowRun.worker_id.is_(None), WorkflowRun.worker_id != worker_id),
+            )
+        )
+    )
 
 
 def start_step(

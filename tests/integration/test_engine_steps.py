@@ -418,6 +418,26 @@ def test_a_template_escape_fails_the_step_not_the_worker(orbin) -> None:
     assert orbin.wait(orbin.start(ok))["status"] == "completed"
 
 
+def test_an_http_step_cannot_reach_the_prefect_server(orbin, svc) -> None:
+    internal = orbin.prefect.replace("127.0.0.1", "localhost") + "/flow_runs/filter"
+    bounce = svc.script(_path("bounce"), Answer(302, headers={"location": internal}))
+    wf = orbin.create(
+        {
+            "name": "Ssrf",
+            "slug": "ssrf",
+            "steps": [
+                _http("direct", internal, method="POST", body={}, retryPolicy={"maxAttempts": 3})
+            ],
+        }
+    )
+    run = orbin.wait(orbin.start(wf))
+    assert run["status"] == "failed" and "internal to Orbin" in run["error"]["message"]
+    assert len(run["steps"]) == 1, "refused at once, not retried"
+    wf = orbin.create({"name": "Bounce", "slug": "bounce", "steps": [_http("via", bounce)]})
+    run = orbin.wait(orbin.start(wf))
+    assert run["status"] == "failed" and "internal to Orbin" in run["error"]["message"]
+
+
 def test_a_short_delay_waits_on_the_worker(orbin) -> None:
     wf = orbin.create(
         {

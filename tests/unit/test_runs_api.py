@@ -190,3 +190,19 @@ def test_two_workers_requeue_a_lost_run_once(api, org) -> None:
         )
         assert items == 2, "the run's first outbox item and exactly one requeue"
         assert runs_repo.read_orphaned_runs(session, grace_ms=1000) == []
+
+
+def test_a_worker_learns_that_its_run_was_taken_over(api, org) -> None:
+    wf = _workflow(api, org.key)
+    mine, theirs = _trigger(api, org.key, wf, {"n": 1}), _trigger(api, org.key, wf, {"n": 2})
+    with session_scope() as session:
+        for run_id in (mine, theirs):
+            run = session.get(WorkflowRun, run_id)
+            runs_repo.mark_run_running(session, run=run, worker_id="slow", lease_ms=1)
+        runs_repo.suspend_run(session, run=session.get(WorkflowRun, mine), resume_at=now_ms())
+    with session_scope() as session:  # "theirs" is requeued by a live worker
+        stale = session.get(WorkflowRun, theirs)
+        assert runs_repo.requeue_run(session, run=stale)
+    with session_scope() as session:
+        lost = runs_repo.read_runs_taken_over(session, worker_id="slow", run_ids=[mine, theirs])
+    assert lost == [theirs], "a suspended run is not lost, a requeued one is"
