@@ -81,6 +81,11 @@ def resume_run(
         raise Conflict(
             f"only a failed, timed out or canceled run can be resumed; this one is {old.status}"
         )
+    workflow = workflows_repo.read_workflow(
+        session, organization_id=principal.organization_id, workflow_id=old.workflow_id
+    )
+    if workflow.entrypoint:
+        raise Conflict("a code workflow starts over: replay the run instead of resuming it")
     run = _new_run(
         session, principal, old, version=None if latest_version else old.workflow_version
     )

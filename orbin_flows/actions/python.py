@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import signal
 import sys
 import tempfile
@@ -26,8 +25,13 @@ from orbin_flows.actions.base import (
     register,
 )
 
+# Limits are set by the child itself, before the snippet runs (no preexec_fn: the worker
+# has threads, and forking with them and running Python before exec can deadlock).
 _RUNNER = r"""
-import json, sys
+import json, resource, sys
+memory, cpu = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 data = json.loads(sys.stdin.read())
 scope = {"__name__": "orbin_step", "input": data["input"]}
 exec(compile(data["code"], "<step>", "exec"), scope)
@@ -44,15 +48,6 @@ class PythonConfig(ActionConfig):
     input: Any = None
     timeout_seconds: float = Field(default=30.0, gt=0, le=3600, alias="timeoutSeconds")
     memory_mb: int = Field(default=256, ge=32, le=4096, alias="memoryMb")
-
-
-def _limits(memory_mb: int, cpu_seconds: int):  # type: ignore[no-untyped-def]
-    def apply() -> None:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-
-    return apply
 
 
 MAX_OUTPUT_BYTES = 10 * 1024 * 1024
@@ -108,13 +103,14 @@ class Python(Action):
                 "-I",
                 "-c",
                 _RUNNER,
+                str(config.memory_mb * 1024 * 1024),
+                str(int(config.timeout_seconds) + 1),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=workdir,
                 env={"PATH": os.defpath, "LANG": "C.UTF-8", "HOME": workdir},
                 start_new_session=True,
-                preexec_fn=_limits(config.memory_mb, int(config.timeout_seconds) + 1),
             )
             payload = json.dumps({"code": config.code, "input": config.input}, default=str)
             try:
