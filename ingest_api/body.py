@@ -114,9 +114,9 @@ async def read_json(request: Request, *, allow_yaml: bool = False) -> Any:
 
 
 def _load_yaml(raw: bytes) -> Any:
-    import yaml
+    from orbin_flows.spec import load_yaml  # no aliases: no "billion laughs"
 
     try:
-        return yaml.safe_load(raw)
+        return load_yaml(raw)
     except Exception as exc:  # yaml.YAMLError, RecursionError, UnicodeDecodeError ...
         raise ApiError(400, "invalid_yaml", f"the body is not valid YAML: {exc}") from exc
