@@ -21,6 +21,8 @@ class OrbinWebhook(Block):
         """``t=<unix seconds>,v1=<hex hmac of "t.body">``, the scheme Orbin verifies inbound."""
         ts = int(time.time()) if timestamp is None else timestamp
         mac = hmac.new(
-            self.signing_secret.get_secret_value().encode(), f"{ts}.".encode() + body, hashlib.sha256
+            self.signing_secret.get_secret_value().encode(),
+            f"{ts}.".encode() + body,
+            hashlib.sha256,
         ).hexdigest()
         return f"t={ts},v1={mac}"

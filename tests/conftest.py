@@ -87,7 +87,9 @@ def make_org(database: str):
     from tenancy.keys import create_api_key
     from tenancy.orgs import create_organization
 
-    def make(slug: str, plan: str = "free", key_type: str = "secret", permissions=None) -> OrgWithKey:
+    def make(
+        slug: str, plan: str = "free", key_type: str = "secret", permissions=None
+    ) -> OrgWithKey:
         with session_scope() as session:
             org = create_organization(session, name=slug.title(), slug=slug, plan=plan)
             key = create_api_key(
