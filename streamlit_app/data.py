@@ -1,37 +1,19 @@
-"""Data for the pages, through the service layer. Every tenant loader takes the organization id
-first, so nothing is read, or cached, across organizations."""
+"""Data for the pages, through the service layer. Every loader takes the organization id first,
+so nothing is read, or cached, across organizations. Who may see which organization is
+``accounts``' business."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
 
-from streamlit_app.session_cookie import password_tag
-from tenancy import orgs as orgs_repo
 from tenancy import runs as runs_repo
 from tenancy import workflows as workflows_repo
 from tenancy.db import session_scope
-from tenancy.errors import NotFound, Unauthenticated
+from tenancy.errors import NotFound
 from tenancy.models import StepExecution, WorkflowRun
-
-
-@dataclass(frozen=True)
-class SignedInUser:
-    id: str
-    name: str
-    email: str
-    password_tag: str
-
-
-@dataclass(frozen=True)
-class Membership:
-    organization_id: str
-    slug: str
-    name: str
-    role: str
 
 
 @dataclass(frozen=True)
@@ -81,47 +63,6 @@ class RunDetail:
     error: dict[str, Any] | None
     planned_steps: list[PlannedStep]
     attempts: list[StepAttempt]
-
-
-# --- identity ----------------------------------------------------------------------------
-
-
-def _signed_in(user: Any) -> SignedInUser:
-    return SignedInUser(user.id, user.name, user.email, password_tag(user.password_hash))
-
-
-def sign_in(email: str, password: str) -> SignedInUser:
-    """The user with this email and password, or Unauthenticated (same message either way)."""
-    with session_scope() as session:
-        return _signed_in(orgs_repo.authenticate_user(session, email=email, password=password))
-
-
-def current_user(user_id: str, password_tag: str) -> SignedInUser | None:
-    """The signed-in user, unless it is gone or changed its password since signing in."""
-    with session_scope() as session:
-        try:
-            user = _signed_in(orgs_repo.read_user(session, user_id=user_id))
-        except NotFound:
-            return None
-    if not hmac.compare_digest(user.password_tag, password_tag):
-        return None
-    return user
-
-
-def read_memberships(user_id: str) -> list[Membership]:
-    with session_scope() as session:
-        return [
-            Membership(o.id, o.slug, o.name, m.role)
-            for m, o in orgs_repo.read_memberships(session, user_id=user_id)
-        ]
-
-
-def require_member(user_id: str, organization_id: str) -> Membership:
-    """The user's membership of this org, or Unauthenticated: pages never trust a stored id."""
-    for m in read_memberships(user_id):
-        if m.organization_id == organization_id:
-            return m
-    raise Unauthenticated("you are not a member of this organization")
 
 
 # --- runs --------------------------------------------------------------------------------

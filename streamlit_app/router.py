@@ -6,7 +6,7 @@ sign-in gate. Nothing below the sign-in check runs for a visitor who has not sig
 
 import streamlit as st
 
-from streamlit_app import data, shell
+from streamlit_app import accounts, shell
 from streamlit_app.components.status import PULSE_CSS
 from streamlit_app.server import SIGNIN_PATH
 
@@ -22,7 +22,7 @@ if user is None:
         st.navigation([st.Page("app_pages/login.py", title="Sign in")], position="hidden").run()
     st.stop()
 
-memberships = data.read_memberships(user.id)
+memberships = accounts.read_memberships(user.id)
 if not memberships:
     st.error("This account belongs to no organization.")
     st.stop()

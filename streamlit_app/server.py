@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from streamlit_app import data, session_cookie
+from streamlit_app import accounts, session_cookie
 from tenancy.clock import now_ms
 from tenancy.config import get_settings
 from tenancy.errors import Unauthenticated
@@ -51,11 +51,11 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-async def session_user(conn: HTTPConnection) -> data.SignedInUser | None:
+async def session_user(conn: HTTPConnection) -> accounts.SignedInUser | None:
     claims = session_cookie.read(conn.cookies.get(session_cookie.COOKIE_NAME), now_ms=now_ms())
     if claims is None:
         return None
-    return await run_in_threadpool(data.current_user, claims.user_id, claims.password_tag)
+    return await run_in_threadpool(accounts.current_user, claims.user_id, claims.password_tag)
 
 
 class SessionGate:
@@ -173,13 +173,13 @@ def routes() -> list[Route]:
                 next_url=next_url,
             )
         try:
-            user = await run_in_threadpool(data.sign_in, email, password)
+            user = await run_in_threadpool(accounts.sign_in, email, password)
         except Unauthenticated:
             log.info("dashboard sign-in failed for %s from %s", email[:100], client)
             return _respond(
                 request, 401, message="Wrong email or password.", email=email, next_url=next_url
             )
-        if not await run_in_threadpool(data.read_memberships, user.id):
+        if not await run_in_threadpool(accounts.read_memberships, user.id):
             return _respond(
                 request, 403, message="This account belongs to no organization.", email=email
             )

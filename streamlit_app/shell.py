@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from streamlit_app import data, session_cookie
-from streamlit_app.data import Membership, SignedInUser
+from streamlit_app import accounts, session_cookie
+from streamlit_app.accounts import Membership, SignedInUser
 from tenancy.clock import now_ms
 
 USER_KEY = "shell.user"
@@ -19,12 +19,17 @@ MEMBERSHIP_KEY = "shell.membership"
 SIGNED_IN_BY_COOKIE_KEY = "shell.by_cookie"
 
 
+def _session_token() -> str | None:
+    token = dict(st.context.cookies).get(session_cookie.COOKIE_NAME)
+    return token if isinstance(token, str) else None
+
+
 def signed_in_user() -> SignedInUser | None:
-    token = st.context.cookies.get(session_cookie.COOKIE_NAME)
+    token = _session_token()
     if token:
         # Behind the gate the cookie alone decides, on every run (it may expire meanwhile).
         claims = session_cookie.read(token, now_ms=now_ms())
-        user = data.current_user(claims.user_id, claims.password_tag) if claims else None
+        user = accounts.current_user(claims.user_id, claims.password_tag) if claims else None
         if user is None:
             sign_out()
             return None
@@ -35,11 +40,11 @@ def signed_in_user() -> SignedInUser | None:
     if user is None:
         return None
     # The sign-in page's login, re-checked each run: a deleted user or a new password ends it.
-    return data.current_user(user.id, user.password_tag)
+    return accounts.current_user(user.id, user.password_tag)
 
 
 def has_session_cookie() -> bool:
-    return session_cookie.COOKIE_NAME in st.context.cookies
+    return _session_token() is not None
 
 
 def remember_sign_in(user: SignedInUser) -> None:
@@ -71,7 +76,7 @@ def still_member(membership: Membership) -> None:
     """For live fragments, which rerun without the router: stop when access was withdrawn."""
     user = st.session_state.get(USER_KEY)
     if user is None or not any(
-        m.organization_id == membership.organization_id for m in data.read_memberships(user.id)
+        m.organization_id == membership.organization_id for m in accounts.read_memberships(user.id)
     ):
         st.rerun(scope="app")
 

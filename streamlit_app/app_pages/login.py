@@ -6,7 +6,7 @@ Behind the server's gate visitors sign in on its /signin page instead; this page
 
 import streamlit as st
 
-from streamlit_app import data, shell
+from streamlit_app import accounts, shell
 from tenancy.errors import Unauthenticated
 
 st.title("Sign in to Orbin")
@@ -16,7 +16,7 @@ with st.form("login.form", clear_on_submit=True):
     submitted = st.form_submit_button("Sign in")
 if submitted:
     try:
-        user = data.sign_in(email, password)
+        user = accounts.sign_in(email, password)
     except Unauthenticated:
         st.error("Wrong email or password.")
     else:
