@@ -60,7 +60,10 @@ def choose_org(memberships: list[Membership]) -> Membership:
     by_id = {m.organization_id: m for m in memberships}
     if st.session_state.get(ORG_KEY) not in by_id:
         st.session_state[ORG_KEY] = memberships[0].organization_id
-    if len(memberships) > 1:
+    st.sidebar.markdown("### Orbin")
+    if len(memberships) == 1:
+        st.sidebar.markdown(f"**{memberships[0].name}**")
+    else:
         st.sidebar.selectbox(
             "Organization",
             options=list(by_id),

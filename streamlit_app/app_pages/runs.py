@@ -30,12 +30,14 @@ st.title("Runs")
 
 
 def open_selected_run() -> None:
-    """The row picked in the table shown last, by id (new rows may have arrived since)."""
-    selection = st.session_state.get(TABLE_KEY)
-    rows = selection.selection.rows if selection else []
+    """The row (or a cell of it) picked in the table shown last, by id: rows may have moved."""
+    state = st.session_state.get(TABLE_KEY)
+    if not state:
+        return
+    picked = [*state.selection.rows, *(row for row, _ in state.selection.cells)]
     shown = st.session_state.get(SHOWN_KEY, [])
-    if rows and rows[0] < len(shown):
-        st.switch_page(RUN_DETAIL_PAGE, query_params={"run": shown[rows[0]]})
+    if picked and picked[0] < len(shown):
+        st.switch_page(RUN_DETAIL_PAGE, query_params={"run": shown[picked[0]]})
 
 
 def overview(now: int) -> None:
@@ -90,7 +92,7 @@ def live_runs() -> None:
         runs_frame(rows, now).style.map(status_cell_css, subset=["Status"]),
         key=TABLE_KEY,
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode=["single-row", "single-cell"],
         hide_index=True,
         width="stretch",
         column_config={
@@ -98,7 +100,7 @@ def live_runs() -> None:
             "Run ID": st.column_config.TextColumn(width="medium"),
         },
     )
-    st.caption("Select a row to open the run's steps.")
+    st.caption("Click a run to open its steps.")
 
 
 live_runs()

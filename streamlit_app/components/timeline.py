@@ -17,6 +17,9 @@ def timeline_figure(
     attempts: Sequence[StepAttempt], step_names: Sequence[str], start_ms: int, now_ms: int
 ) -> go.Figure:
     """Bars start where each attempt started; a running attempt grows until now."""
+    ends = [a.completed_at or now_ms for a in attempts if a.started_at is not None]
+    span = max([*ends, start_ms + 1]) - start_ms
+    shortest = max(1.0, span * 0.006)  # a 2 ms step stays visible on a 10 s axis
     fig = go.Figure()
     # Every step gets its row, also those that have not started yet.
     fig.add_trace(
@@ -36,7 +39,7 @@ def timeline_figure(
         fig.add_trace(
             go.Bar(
                 y=[a.name],
-                x=[max(end - a.started_at, 1) / 1000],
+                x=[max(end - a.started_at, shortest) / 1000],
                 base=[(a.started_at - start_ms) / 1000],
                 orientation="h",
                 marker={"color": style.bar},
