@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -15,16 +17,18 @@ class StatusStyle:
     bar: str  # the timeline bar: the -500 shade of the same colour
 
 
-STATUS_STYLES = {
-    "pending": StatusStyle("Pending", "◷", "#f1f5f9", "#334155", "#94a3b8"),
-    "running": StatusStyle("Running", "⟳", "#dbeafe", "#1d4ed8", "#3b82f6"),
-    "completed": StatusStyle("Completed", "✓", "#dcfce7", "#15803d", "#22c55e"),
-    "failed": StatusStyle("Failed", "✕", "#fee2e2", "#b91c1c", "#ef4444"),
-    "retrying": StatusStyle("Retrying", "↻", "#fef9c3", "#a16207", "#eab308"),
-    "canceled": StatusStyle("Canceled", "⊘", "#f1f5f9", "#64748b", "#64748b"),
-    "timed_out": StatusStyle("Timed out", "⚠", "#ffedd5", "#c2410c", "#f97316"),
-    "skipped": StatusStyle("Skipped", "→", "#f1f5f9", "#64748b", "#cbd5e1"),
-}
+STATUS_STYLES: Mapping[str, StatusStyle] = MappingProxyType(
+    {
+        "pending": StatusStyle("Pending", "◷", "#f1f5f9", "#334155", "#94a3b8"),
+        "running": StatusStyle("Running", "⟳", "#dbeafe", "#1d4ed8", "#3b82f6"),
+        "completed": StatusStyle("Completed", "✓", "#dcfce7", "#15803d", "#22c55e"),
+        "failed": StatusStyle("Failed", "✕", "#fee2e2", "#b91c1c", "#ef4444"),
+        "retrying": StatusStyle("Retrying", "↻", "#fef9c3", "#a16207", "#eab308"),
+        "canceled": StatusStyle("Canceled", "⊘", "#f1f5f9", "#64748b", "#64748b"),
+        "timed_out": StatusStyle("Timed out", "⚠", "#ffedd5", "#c2410c", "#f97316"),
+        "skipped": StatusStyle("Skipped", "→", "#f1f5f9", "#64748b", "#cbd5e1"),
+    }
+)
 _UNKNOWN = StatusStyle("Unknown", "?", "#f1f5f9", "#334155", "#94a3b8")
 
 

@@ -27,8 +27,9 @@ CHROMIUM_ARGS = [
 def playwright_driver() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (tests/run.sh does)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # two busy cores: generous, never a fixed sleep
     with sync_playwright() as p:
         yield p
 

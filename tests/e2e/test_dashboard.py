@@ -67,6 +67,7 @@ def test_demo_owner_sees_a_new_run_live_and_debugs_it(
     assert page.evaluate("window.__notReloaded === true"), "the page reloaded"
     row = new_row.locator("xpath=..")
     expect(row.locator("td").nth(1)).to_have_text("Hello")  # the workflow's name, not its id
+    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
 
     # Open it from the table: the debugger shows the run, its steps done, a step's output.
     click_run_row(page, run_id)

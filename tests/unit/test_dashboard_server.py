@@ -14,6 +14,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 PASSWORD = "correct-horse-battery"
 
+# The gate's logic does not depend on the backend; the same reads run on PostgreSQL in
+# test_dashboard_pages.py. SQLite only here keeps the suite short.
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
 
 async def _page(request) -> PlainTextResponse:
     return PlainTextResponse(f"org page {request.url.path}")
