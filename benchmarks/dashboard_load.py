@@ -102,7 +102,7 @@ def start_dashboard(port: int, env: dict[str, str], log: Path) -> subprocess.Pop
 
 
 def table_shows(page, run_id: str) -> None:
-    page.locator("[data-testid=stDataFrame] td", has_text=run_id).wait_for(state="attached")
+    page.locator(f'table.orbin-runs tr[data-run-id="{run_id}"]').wait_for()
 
 
 def sign_in_once(driver, base: str, profile: Path, newest: str) -> float:

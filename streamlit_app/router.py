@@ -7,7 +7,7 @@ sign-in gate. Nothing below the sign-in check runs for a visitor who has not sig
 import streamlit as st
 
 from streamlit_app import accounts, shell
-from streamlit_app.components.status import PULSE_CSS
+from streamlit_app.components.theme import DASHBOARD_CSS
 from streamlit_app.server import SIGNIN_PATH
 
 st.set_page_config(page_title="Orbin", layout="wide")
@@ -37,5 +37,5 @@ page = st.navigation(
     }
 )
 shell.user_menu(user, org)
-st.html(PULSE_CSS)
+st.html(DASHBOARD_CSS)
 page.run()

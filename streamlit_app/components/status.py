@@ -42,14 +42,6 @@ def status_label(status: str) -> str:
     return f"{s.icon} {s.label}"
 
 
-def status_cell_css(status_text: str) -> str:
-    """Cell CSS for a label made by status_label (pandas Styler)."""
-    for s in STATUS_STYLES.values():
-        if status_text == f"{s.icon} {s.label}":
-            return f"background-color: {s.background}; color: {s.text}; font-weight: 500"
-    return ""
-
-
 def badge_html(status: str) -> str:
     s = style_of(status)
     pulse = "animation: orbin-pulse 1.5s ease-in-out infinite;" if status == "running" else ""
@@ -59,6 +51,3 @@ def badge_html(status: str) -> str:
         f'font-size:.8rem;font-weight:500;background:{s.background};color:{s.text};{pulse}">'
         f"{s.icon} {html.escape(s.label)}</span>"
     )
-
-
-PULSE_CSS = "<style>@keyframes orbin-pulse {0%,100% {opacity:1} 50% {opacity:.55}}</style>"

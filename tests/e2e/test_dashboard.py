@@ -17,22 +17,12 @@ from tests.support.services import Platform
 pytestmark = pytest.mark.e2e
 
 DEMO_EMAIL = "demo@orbin.local"
-ROW_PX = 35  # Streamlit's dataframe: header and rows are 35 px high
 
 
 def sign_in(page: Page, platform: Platform, password: str) -> None:
     page.fill("#email", DEMO_EMAIL)
     page.fill("#password", password)
     page.click("button[type=submit]")
-
-
-def click_run_row(page: Page, run_id: str) -> None:
-    """The table is a canvas: find the run's row in its accessible mirror, click its pixels."""
-    cell = page.locator("[data-testid=stDataFrame] td", has_text=run_id)
-    row_index = int(cell.locator("xpath=..").get_attribute("aria-rowindex"))  # header is 1
-    box = page.locator("[data-testid=stDataFrame]").bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + ROW_PX * (row_index - 0.5))
 
 
 def test_demo_owner_sees_a_new_run_live_and_debugs_it(
@@ -62,15 +52,21 @@ def test_demo_owner_sees_a_new_run_live_and_debugs_it(
     )
     assert resp.status_code == 202, resp.text
     run_id = resp.json()["runIds"][0]
-    new_row = page.locator("[data-testid=stDataFrame] td", has_text=run_id)
-    expect(new_row).to_have_count(1, timeout=30_000)
+    row = page.locator(f'table.orbin-runs tr[data-run-id="{run_id}"]')
+    expect(row).to_have_count(1)
     assert page.evaluate("window.__notReloaded === true"), "the page reloaded"
-    row = new_row.locator("xpath=..")
+    expect(page.locator("table.orbin-runs tbody tr").first).to_have_attribute(
+        "data-run-id", run_id
+    )  # newest first
     expect(row.locator("td").nth(1)).to_have_text("Hello")  # the workflow's name, not its id
+    expect(row.locator(".orbin-badge")).to_have_attribute(
+        "data-status", re.compile("pending|running|completed")
+    )
     page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
 
     # Open it from the table: the debugger shows the run, its steps done, a step's output.
-    click_run_row(page, run_id)
+    row.locator("td").nth(1).click()
+    expect(page).to_have_url(re.compile(rf"/run\?run={run_id}$"))
     expect(page.get_by_text("← All runs")).to_be_visible()
     expect(page.locator("h3", has_text=run_id)).to_be_visible()
     badge = page.locator('h3 .orbin-badge[data-status="completed"]')

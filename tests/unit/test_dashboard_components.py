@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from streamlit_app import session_cookie
 from streamlit_app.components import formatting
-from streamlit_app.components.status import STATUS_STYLES, badge_html, status_cell_css
+from streamlit_app.components.runs_table import runs_table_html
+from streamlit_app.components.status import badge_html
+from streamlit_app.data import RunRow
 
 KEY = b"k" * 32
 NOW = 1_800_000_000_000
@@ -48,7 +50,15 @@ def test_status_badges_use_the_prd_colours() -> None:
     assert "background:#fee2e2;color:#b91c1c" in badge_html("failed")
     assert "animation" in badge_html("running") and "animation" not in badge_html("failed")
     assert badge_html("<script>").count("<script>") == 0
-    for style in STATUS_STYLES.values():
-        css = status_cell_css(f"{style.icon} {style.label}")
-        assert style.background in css and style.text in css
-    assert status_cell_css("Hello") == ""
+
+
+def test_runs_table_links_every_run_and_escapes_names() -> None:
+    rows = [
+        RunRow("r-2", "running", "<b>Sync</b>", "event", NOW - 9000, NOW - 8000, None, None),
+        RunRow("r-1", "completed", "Hello", "manual", NOW - 60_000, NOW - 60_000, NOW, 1234),
+    ]
+    table = runs_table_html(rows, NOW)
+    assert table.count('href="/run?run=r-2"') == 6 and table.count('href="/run?run=r-1"') == 6
+    assert "&lt;b&gt;Sync&lt;/b&gt;" in table and "<b>Sync" not in table
+    assert table.index('data-run-id="r-2"') < table.index('data-run-id="r-1"')
+    assert "8.0 s …" in table and "1.2 s" in table and "1 min ago" in table
