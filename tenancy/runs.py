@@ -597,3 +597,29 @@ def copy_completed_steps(session: Session, *, source: WorkflowRun, target: Workf
         )
     session.flush()
     return len(rows)
+
+
+# --- read models for the dashboard -----------------------------------------------------
+
+
+def read_runs_with_workflow_names(
+    session: Session,
+    *,
+    organization_id: str,
+    limit: int = 50,
+    statuses: tuple[str, ...] = (),
+) -> list[tuple[WorkflowRun, str]]:
+    """The org's newest runs, each with its workflow's name (one query, newest first)."""
+    q = (
+        scoped(WorkflowRun, organization_id)
+        .join(
+            Workflow,
+            (Workflow.id == WorkflowRun.workflow_id)
+            & (Workflow.organization_id == organization_id),
+        )
+        .add_columns(Workflow.name)
+    )
+    if statuses:
+        q = q.where(WorkflowRun.status.in_(statuses))
+    rows = session.execute(q.order_by(WorkflowRun.id.desc()).limit(limit))
+    return [(run, name) for run, name in rows.tuples()]
