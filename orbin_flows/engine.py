@@ -31,6 +31,7 @@ from tenancy.clock import now_ms
 from tenancy.config import get_settings
 from tenancy.db import session_scope
 from tenancy.models import StepExecution
+from tenancy.recorder import get_recorder
 
 log = logging.getLogger("orbin.engine")
 
@@ -103,6 +104,7 @@ class RunExecutor:
         self.history = runs_repo.StepHistory({}, {}, {})
         self.deadline: float | None = None
         self.lost = False  # another worker took the run over: stop without recording
+        self.recorder = get_recorder()
 
     # --- the run ------------------------------------------------------------------------
 
@@ -155,7 +157,8 @@ class RunExecutor:
             EXECUTORS.pop(run.id, None)
             if flow_run_id:
                 BY_FLOW_RUN.pop(flow_run_id, None)
-        self._finish("completed", result=self.last_output)
+        await self.recorder.flush()
+        await asyncio.to_thread(self._finish, "completed", self.last_output)
         return self.last_output
 
     def _begin(self) -> bool:
@@ -178,10 +181,12 @@ class RunExecutor:
         return True
 
     def _suspend(self, resume_at: int) -> None:
+        self.recorder.flush_sync()
         with session_scope() as session:
             runs_repo.suspend_run(session, run=self.run, resume_at=resume_at)
 
     def _finish(self, status: str, result: Any = None, error: dict[str, Any] | None = None) -> None:
+        self.recorder.flush_sync()  # the run's step records first, then its outcome
         with session_scope() as session:
             if status != "completed":
                 why = "canceled" if status == "canceled" else f"the run {status.replace('_', ' ')}"
@@ -358,6 +363,7 @@ class RunExecutor:
     def _start_record(
         self, key: str, step: dict[str, Any], attempt: int, max_attempts: int, input: Any
     ) -> StepExecution:
+        self.recorder.flush_sync()  # earlier attempts' records are written before these
         with session_scope() as session:
             waiting = self.history.waiting.pop(key, None)
             if waiting is not None:
@@ -385,21 +391,16 @@ class RunExecutor:
 
     def _finish_record(
         self,
-        record: StepExecution,
+        record: Any,
         status: str,
         output: Any,
         error: dict[str, Any] | None,
         next_retry_at: int | None = None,
     ) -> None:
-        with session_scope() as session:
-            runs_repo.finish_step(
-                session,
-                step=record,
-                status=status,
-                output=output,
-                error=error,
-                next_retry_at=next_retry_at,
-            )
+        """Queued: the step goes on while the recorder writes (see tenancy/recorder.py)."""
+        self.recorder.finish_step(
+            record, status=status, output=output, error=error, next_retry_at=next_retry_at
+        )
 
     # --- one attempt, inside the step's Prefect task -------------------------------------
 
@@ -425,9 +426,22 @@ class RunExecutor:
                 config = render(step.get("config") or {}, ctx)
             except TemplateRenderError as exc:
                 config, render_error = step.get("config"), exc
-        record = await asyncio.to_thread(
-            self._start_record, key, step, base + run_count, base + policy.maxAttempts, config
-        )
+        attempt_no, max_attempts = base + run_count, base + policy.maxAttempts
+        if attempt_no == 1 and key not in self.history.waiting:  # the common case: queued
+            record: Any = self.recorder.start_step(
+                organization_id=self.run.organization_id,
+                run_id=self.run.id,
+                step_id=key,
+                step_name=step.get("name", key),
+                step_type=step.get("type", "action"),
+                attempt=attempt_no,
+                max_attempts=max_attempts,
+                input=config,
+            )
+        else:
+            record = await asyncio.to_thread(
+                self._start_record, key, step, attempt_no, max_attempts, config
+            )
         try:
             if render_error is not None:
                 raise FatalStepError(str(render_error))
@@ -448,17 +462,15 @@ class RunExecutor:
             last = run_count >= policy.maxAttempts or isinstance(exc, FatalStepError)
             err = _error(exc)
             if last:
-                await asyncio.to_thread(self._finish_record, record, "failed", None, err)
+                self._finish_record(record, "failed", None, err)
                 self._no_retry(task_ctx)
                 raise StepFailed(key, err["message"], err["stack"], timed_out) from exc
             wait = policy.delays_ms()[run_count - 1]
-            await asyncio.to_thread(
-                self._finish_record, record, "retrying", None, err, now_ms() + wait
-            )
+            self._finish_record(record, "retrying", None, err, now_ms() + wait)
             raise
         if step.get("type") == "delay":  # the whole wait, a suspension included
             output = {"waitedSeconds": round((now_ms() - (record.started_at or 0)) / 1000, 3)}
-        await asyncio.to_thread(self._finish_record, record, "completed", output, None)
+        self._finish_record(record, "completed", output, None)
         return output
 
     def _no_retry(self, task_ctx: TaskRunContext | None) -> None:
