@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -77,6 +78,20 @@ def read_events_by_keys(
     return {e.event_id: e for e in rows}
 
 
+# One statement text whatever the number of rows (parsed once, prepared by the server); the
+# rows travel as one JSON document, encoded by orjson: far cheaper than a parameter per value.
+_PG_INSERT_EVENTS = (
+    "INSERT INTO events (id, organization_id, event_type, event_id, source, payload, status, "
+    "run_ids, api_key_id, created_at, processed_at) "
+    "SELECT id, organization_id, event_type, event_id, source, payload, status, run_ids, "
+    "api_key_id, created_at, processed_at FROM jsonb_to_recordset(%s::jsonb) AS r("
+    "id varchar, organization_id varchar, event_type varchar, event_id varchar, "
+    "source varchar, payload jsonb, status varchar, run_ids jsonb, api_key_id varchar, "
+    "created_at bigint, processed_at bigint) "
+    "ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id"
+)
+
+
 def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
     """Insert many events with one statement; returns the ids of the rows actually inserted.
 
@@ -87,9 +102,10 @@ def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+        result = session.connection().exec_driver_sql(_PG_INSERT_EVENTS, (json_text(rows),))
+        return {row[0] for row in result}
+    from sqlalchemy.dialects.sqlite import insert
+
     stmt = (
         insert(Event)
         .on_conflict_do_nothing(index_elements=["organization_id", "event_id"])
@@ -100,6 +116,11 @@ def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
 
 def clear_run_ids(session: Session, *, event_pk: str) -> None:
     session.execute(update(Event).where(Event.id == event_pk).values(run_ids=[]))
+
+
+def json_text(value: Any) -> str:
+    """A JSON document as text, for the bulk statements (orjson: several times json's speed)."""
+    return orjson.dumps(value).decode()
 
 
 def same_event(event: Event, *, event_type: str, source: str, payload: Any) -> bool:

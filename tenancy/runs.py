@@ -55,13 +55,38 @@ def create_run(
     return run
 
 
+_PG_INSERT_RUNS = (
+    "INSERT INTO workflow_runs (id, organization_id, workflow_id, workflow_version, status, "
+    "trigger_type, trigger_data, event_id, cancel_requested, created_at) "
+    "SELECT id, organization_id, workflow_id, workflow_version, 'pending', trigger_type, "
+    "trigger_data, event_id, false, created_at FROM jsonb_to_recordset(%s::jsonb) AS r("
+    "id varchar, organization_id varchar, workflow_id varchar, workflow_version int, "
+    "trigger_type varchar, trigger_data jsonb, event_id varchar, created_at bigint)"
+)
+_PG_INSERT_OUTBOX = (
+    "INSERT INTO outbox (organization_id, run_id, status, attempts, available_at, created_at) "
+    "SELECT e->>'organization_id', e->>'id', 'pending', 0, %s, %s "
+    "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(e, n) ORDER BY r.n"
+)
+
+
 def insert_runs(session: Session, *, rows: list[dict[str, Any]]) -> None:
-    """Many pending runs and their outbox items in two statements (event ingestion).
+    """Many pending runs and their outbox items (in this order) in two statements.
 
     Each row has the columns of a pending run (id, organization_id, workflow_id,
-    workflow_version, trigger_type, trigger_data, event_id); the caller announces them.
+    workflow_version, trigger_type, trigger_data, event_id, created_at); the caller
+    announces them.
     """
     if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from tenancy.events import json_text
+
+        now = now_ms()
+        doc = json_text([{"created_at": now, **r} for r in rows])
+        conn = session.connection()
+        conn.exec_driver_sql(_PG_INSERT_RUNS, (doc,))
+        conn.exec_driver_sql(_PG_INSERT_OUTBOX, (now, now, doc))
         return
     session.execute(insert(WorkflowRun), [{"status": "pending", **r} for r in rows])
     session.execute(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ingest_api.body import read_json
 from ingest_api.deps import Allowed, SessionDep
@@ -38,6 +38,7 @@ from tenancy.keys import authenticate_api_key
 from tenancy.principal import Principal
 
 router = APIRouter(tags=["events"])
+_BATCH_EVENTS = TypeAdapter(list[BatchEventIn])
 
 _BODY_DOC = {
     "requestBody": {
@@ -204,6 +205,10 @@ def _parse_batch(body: Any, max_events: int) -> list[BatchEventIn | InvalidInput
             f"a batch holds at most {max_events} events (got {len(events)}); split it",
             [{"field": "events", "maxItems": max_events}],
         )
+    try:  # all at once; event by event only to tell which are invalid
+        return list(_BATCH_EVENTS.validate_python(events))
+    except ValidationError:
+        pass
     out: list[BatchEventIn | InvalidInput] = []
     for item in events:
         try:
