@@ -201,12 +201,16 @@ class Worker:
                 await self._cancel_flow_run(plan.run.prefect_flow_run_id)
             await asyncio.to_thread(self._outbox_done, item, plan)
             return
-        if plan.spec.get("deployment"):
-            await self._run_code_flow(item, plan)
-            return
-        if plan.run.status == "running" and plan.run.prefect_flow_run_id:
-            if await self._continue(item, plan):
+        try:
+            if plan.spec.get("deployment"):
+                await self._run_code_flow(item, plan)
                 return
+            if plan.run.status == "running" and plan.run.prefect_flow_run_id:
+                if await self._continue(item, plan):
+                    return
+        except _TRANSIENT as exc:
+            await self._prefect_unavailable(item, exc)
+            return
         try:
             flow_run = await self._create_flow_run(plan)
         except _TRANSIENT as exc:
@@ -217,6 +221,12 @@ class Worker:
             return
         await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
         await self.execute(plan, flow_run)
+
+    async def _prefect_unavailable(self, item: runs_repo.ClaimedItem, exc: Exception) -> None:
+        delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
+        log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
+        self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
+        await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
 
     async def _run_code_flow(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> None:
         """A code workflow: a flow run of its own deployment, executed here, tracked as a run."""
