@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -450,13 +451,22 @@ def test_a_short_delay_waits_on_the_worker(orbin) -> None:
             "slug": "nap",
             "steps": [
                 {"id": "nap", "name": "Nap", "type": "delay", "config": {"seconds": 1.2}},
+                {
+                    "id": "until",
+                    "name": "Until",
+                    "type": "delay",
+                    "config": {"until": "{{ trigger.data.at }}"},
+                },
                 _transform("after", "{{ steps.nap.output.waitedSeconds >= 1.2 }}"),
             ],
         }
     )
-    run = orbin.wait(orbin.start(wf))
+    at = datetime.now(UTC) + timedelta(seconds=2.5)
+    run = orbin.wait(orbin.start(wf, {"at": at.isoformat()}))
     assert run["status"] == "completed" and run["result"] is True
-    assert orbin.steps(run)["nap"]["durationMs"] >= 1200
+    steps = orbin.steps(run)
+    assert steps["nap"]["durationMs"] >= 1200
+    assert steps["until"]["completedAt"] >= at.timestamp() * 1000 - 50
 
 
 def test_runs_keep_the_version_they_started_with(orbin, svc) -> None:
