@@ -229,12 +229,20 @@ class Worker:
         if run.status == "running" and (run.lease_expires_at or 0) > now_ms():
             await asyncio.to_thread(self._outbox_done, item, plan)  # a live worker has it
             return
-        if plan.spec.get("deployment"):
-            await self._run_code_flow(item, plan)
-            return
-        if run.status == "running" and run.prefect_flow_run_id:
-            if await self._continue(item, plan):
+        try:
+            if plan.spec.get("deployment"):
+                await self._run_code_flow(item, plan)
                 return
+            if run.status == "running" and run.prefect_flow_run_id:
+                if await self._continue(item, plan):
+                    return
+        except _UNREACHABLE as exc:
+            self._prefect_unreachable()
+            await asyncio.to_thread(self._outbox_retry, item, repr(exc), 0)
+            return
+        except _TRANSIENT as exc:
+            await self._prefect_unavailable(item, exc)
+            return
         t1 = time.perf_counter()
         try:
             flow_run = await asyncio.wait_for(self._create_flow_run(plan), _CREATE_TIMEOUT)
@@ -247,10 +255,7 @@ class Worker:
             await asyncio.to_thread(self._outbox_retry, item, repr(exc), 0)
             return
         except _TRANSIENT as exc:
-            delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
-            log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
-            self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
-            await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
+            await self._prefect_unavailable(item, exc)
             return
         if self.prefect_backoff:
             log.warning("Prefect answers again; dispatching resumed")
@@ -277,6 +282,12 @@ class Worker:
                 return (await client.get(url)).status_code == 200
         except httpx.HTTPError:
             return False
+
+    async def _prefect_unavailable(self, item: runs_repo.ClaimedItem, exc: Exception) -> None:
+        delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
+        log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
+        self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
+        await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
 
     async def _run_code_flow(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> None:
         """A code workflow: a flow run of its own deployment, executed here, tracked as a run."""

@@ -429,7 +429,8 @@ def read_orphaned_runs(session: Session, *, grace_ms: int, limit: int = 100) -> 
         session.scalars(
             select(WorkflowRun)
             .where(
-                WorkflowRun.status == "running",
+                # pending too: a worker can die between taking a run and starting it.
+                WorkflowRun.status.in_(("pending", "running")),
                 WorkflowRun.lease_expires_at.is_not(None),
                 WorkflowRun.lease_expires_at < now_ms() - grace_ms,
             )
@@ -448,7 +449,8 @@ def requeue_run(session: Session, *, run: WorkflowRun) -> bool:
         update(WorkflowRun)
         .where(
             WorkflowRun.id == run.id,
-            WorkflowRun.status == "running",
+            WorkflowRun.status == run.status,
+            WorkflowRun.status.in_(("pending", "running")),
             _same(WorkflowRun.worker_id, run.worker_id),
             _same(WorkflowRun.lease_expires_at, run.lease_expires_at),
             _same(WorkflowRun.resume_at, run.resume_at),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orbin_flows.demo import HELLO_WORKFLOW
 from orbin_flows.spec import RetryPolicy, load_yaml, spec_json_schema, validate_spec
@@ -176,3 +178,58 @@ def test_the_json_schema_is_valid_and_describes_each_step_type() -> None:
     bad = copy.deepcopy(FULL)
     bad["trigger"]["config"] = {"cron": "* * * * *"}
     assert list(validator.iter_errors(bad))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_keys = st.sampled_from(
+    [
+        "name",
+        "slug",
+        "trigger",
+        "steps",
+        "status",
+        "config",
+        "type",
+        "id",
+        "action",
+        "url",
+        "then",
+        "else",
+        "items",
+        "seconds",
+        "retryPolicy",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(st.integers(0, 5) | _keys, min_size=1, max_size=4), _json), max_size=4
+    )
+)
+def test_any_mutation_of_a_spec_is_valid_or_an_invalid_input(mutations) -> None:
+    """Never a crash (a 500): whatever is changed anywhere in a spec."""
+    spec = copy.deepcopy(FULL)
+    for path, value in mutations:
+        node = spec
+        for part in path[:-1]:
+            if isinstance(node, dict) and isinstance(part, str) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+        last = path[-1]
+        if isinstance(node, dict) and isinstance(last, str):
+            node[last] = value
+        elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+            node[last] = value
+    try:
+        validate_spec(spec)
+    except InvalidInput as exc:
+        assert exc.details and all(d["path"] is not None for d in exc.details)
