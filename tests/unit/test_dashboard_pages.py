@@ -151,7 +151,7 @@ ROW_RE = re.compile(
 
 def table_rows(at: AppTest) -> list[tuple[str, str, str]]:
     """(run id, status, workflow name) of each row of the runs table, top to bottom."""
-    tables = [m.value for m in at.markdown if 'class="orbin-runs"' in m.value]
+    tables = [h.value for h in at.html if 'class="orbin-runs"' in h.value]
     assert len(tables) == 1, "the runs table is not shown"
     return ROW_RE.findall(tables[0])
 
