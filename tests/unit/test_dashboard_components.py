@@ -39,6 +39,7 @@ def test_durations_and_relative_times_read_naturally() -> None:
     assert formatting.duration(850) == "850 ms"
     assert formatting.duration(12_340) == "12.3 s"
     assert formatting.duration(125_000) == "2 min 5 s"
+    assert formatting.duration(3 * 86400_000 + 7200_000) == "3 d 2 h"
     assert formatting.relative(NOW - 2_000, NOW) == "just now"
     assert formatting.relative(NOW - 42_000, NOW) == "42 s ago"
     assert formatting.relative(NOW - 3 * 3600_000, NOW) == "3 h ago"
