@@ -11,9 +11,13 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import re
 import secrets
+from functools import partial
+from pathlib import Path
 from urllib.parse import parse_qs, quote
 
+import streamlit
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -105,11 +109,40 @@ class SignInLimiter:
             return True
 
 
+def streamlit_preloads() -> str:
+    """Link tags that fetch Streamlit's page bundle while the visitor types: the dashboard
+    then starts from the browser's cache right after sign-in."""
+    index = Path(streamlit.__file__).parent / "static" / "index.html"
+    try:
+        assets = re.findall(r'(?:src|href)="\./(static/[^"]+)"', index.read_text())
+    except OSError:
+        return ""
+    tags = []
+    for asset in dict.fromkeys(assets):
+        href = html.escape("/" + asset, quote=True)
+        if asset.endswith(".js"):
+            tags.append(f'<link rel="modulepreload" crossorigin href="{href}">')
+        elif asset.endswith(".css"):
+            tags.append(f'<link rel="preload" as="style" crossorigin href="{href}">')
+        elif asset.endswith(".woff2"):
+            tags.append(
+                f'<link rel="preload" as="font" type="font/woff2" crossorigin href="{href}">'
+            )
+    return "\n".join(tags)
+
+
 def _page(
-    *, message: str = "", kind: str = "error", email: str = "", next_url: str = "/", csrf: str
+    *,
+    message: str = "",
+    kind: str = "error",
+    email: str = "",
+    next_url: str = "/",
+    csrf: str,
+    preload: str = "",
 ) -> str:
     note = f'<p class="note {kind}" role="alert">{html.escape(message)}</p>' if message else ""
     return SIGNIN_HTML.format(
+        preload=preload,
         note=note,
         email=html.escape(email, quote=True),
         next=html.escape(next_url, quote=True),
@@ -136,11 +169,12 @@ def _respond(request: Request, status: int, csrf: str | None = None, **kw: str) 
 
 def routes() -> list[Route]:
     limiter = SignInLimiter(get_settings().redis_url or "memory://")
+    respond = partial(_respond, preload=streamlit_preloads())
 
     async def signin(request: Request) -> Response:
         if request.method == "GET":
             signed_out = request.query_params.get("signed_out") == "1"
-            return _respond(
+            return respond(
                 request,
                 200,
                 message="You signed out." if signed_out else "",
@@ -155,7 +189,7 @@ def routes() -> list[Route]:
         next_url = safe_next(form.get("next"))
         expected = request.cookies.get(CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
-            return _respond(
+            return respond(
                 request,
                 400,
                 csrf=secrets.token_urlsafe(24),
@@ -165,7 +199,7 @@ def routes() -> list[Route]:
             )
         client = request.client.host if request.client else "unknown"
         if not await run_in_threadpool(limiter.allow, client, email):
-            return _respond(
+            return respond(
                 request,
                 429,
                 message="Too many attempts. Wait a minute and try again.",
@@ -176,11 +210,11 @@ def routes() -> list[Route]:
             user = await run_in_threadpool(accounts.sign_in, email, password)
         except Unauthenticated:
             log.info("dashboard sign-in failed for %s from %s", email[:100], client)
-            return _respond(
+            return respond(
                 request, 401, message="Wrong email or password.", email=email, next_url=next_url
             )
         if not await run_in_threadpool(accounts.read_memberships, user.id):
-            return _respond(
+            return respond(
                 request, 403, message="This account belongs to no organization.", email=email
             )
         response = RedirectResponse(next_url, status_code=303)
@@ -215,6 +249,7 @@ SIGNIN_HTML = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
 <title>Sign in · Orbin</title>
+{preload}
 <style>
   * {{ box-sizing: border-box; }}
   body {{ margin: 0; min-height: 100vh; display: grid; place-items: center;

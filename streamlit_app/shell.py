@@ -11,6 +11,7 @@ import streamlit as st
 
 from streamlit_app import accounts, session_cookie
 from streamlit_app.accounts import Membership, SignedInUser
+from streamlit_app.components.text import md
 from tenancy.clock import now_ms
 
 USER_KEY = "shell.user"
@@ -62,7 +63,7 @@ def choose_org(memberships: list[Membership]) -> Membership:
         st.session_state[ORG_KEY] = memberships[0].organization_id
     st.sidebar.markdown("### Orbin")
     if len(memberships) == 1:
-        st.sidebar.markdown(f"**{memberships[0].name}**")
+        st.sidebar.markdown(f"**{md(memberships[0].name)}**")
     else:
         st.sidebar.selectbox(
             "Organization",
@@ -100,7 +101,7 @@ def sign_out() -> None:
 
 def user_menu(user: SignedInUser, membership: Membership) -> None:
     with st.sidebar:
-        st.caption(f"Signed in as **{user.name}** · {membership.role}")
+        st.caption(f"Signed in as **{md(user.name)}** · {membership.role}")
         if signed_in_by_cookie():
             # A real form post: the server clears the HttpOnly cookie, which no script can.
             st.markdown(

@@ -6,6 +6,7 @@ A run still in progress refreshes itself every two seconds until it ends.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 
 import streamlit as st
@@ -13,12 +14,16 @@ import streamlit as st
 from streamlit_app import data, shell
 from streamlit_app.components.formatting import clock, duration, relative, until
 from streamlit_app.components.status import badge_html, status_label
+from streamlit_app.components.text import md
 from streamlit_app.components.timeline import timeline_figure
 from tenancy.clock import now_ms
 from tenancy.errors import NotFound
 from tenancy.runs import RUN_FINAL
 
 REFRESH_SECONDS = 2
+RUN_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 STEP_KEY = "run_detail.step"
 
 org = shell.current_org()
@@ -66,14 +71,14 @@ def header(detail: data.RunDetail, now: int) -> None:
     cols[2].metric("Started", relative(started, now), help=clock(started, st.context.timezone))
     cols[3].metric("Duration", duration(took) + ("" if run.status in RUN_FINAL else " …"))
     if detail.error:
-        st.error(f"**Run failed:** {detail.error.get('message', '')}")
+        st.error(f"**Run failed:** {md(detail.error.get('message', ''))}")
 
 
 def step_line(
     step_id: str, attempts: list[data.StepAttempt], names: dict[str, str], run_status: str, now: int
 ) -> str:
     status = step_status(attempts, run_status)
-    parts = [f"**{names.get(step_id, step_id)}**", status_label(status)]
+    parts = [f"**{md(names.get(step_id, step_id))}**", status_label(status)]
     if attempts:
         last = attempts[-1]
         parts.append(f"attempt {last.attempt}/{last.max_attempts}")
@@ -90,7 +95,7 @@ def step_detail(
     step_id: str, attempts: list[data.StepAttempt], name: str, run_status: str, now: int
 ) -> None:
     status = step_status(attempts, run_status)
-    st.markdown(f"#### {name} &nbsp; {badge_html(status)}", unsafe_allow_html=True)
+    st.markdown(f"#### {md(name)} &nbsp; {badge_html(status)}", unsafe_allow_html=True)
     if not attempts:
         st.caption(
             "This step has not started." if status == "pending" else "This step did not run."
@@ -98,7 +103,7 @@ def step_detail(
         return
     last = attempts[-1]
     st.caption(
-        f"`{step_id}` · {last.type} · attempt {last.attempt} of {last.max_attempts} · "
+        f"{md(step_id)} · {md(last.type)} · attempt {last.attempt} of {last.max_attempts} · "
         f"started {clock(last.started_at, st.context.timezone)}"
     )
     if last.status == "retrying" and last.next_retry_at:
@@ -114,7 +119,7 @@ def step_detail(
     tabs = dict(zip(labels, st.tabs(labels), strict=True))
     if "Error" in tabs:
         with tabs["Error"]:
-            st.error(last.error.get("message", "") if last.error else "")
+            st.error(md(last.error.get("message", "")) if last.error else "")
             if last.error and last.error.get("stack"):
                 st.code(last.error["stack"], language="python")
     with tabs["Output"]:
@@ -136,7 +141,7 @@ def step_detail(
                         f"{duration(a.duration_ms)} · {clock(a.started_at, st.context.timezone)}"
                     )
                     if a.error:
-                        st.caption(a.error.get("message", ""))
+                        st.caption(md(a.error.get("message", "")))
 
 
 def debugger(detail: data.RunDetail) -> None:
@@ -190,9 +195,9 @@ if not run_id:
     st.info("Pick a run on the Runs page.")
     st.stop()
 
-first = load(run_id)
+first = load(run_id) if RUN_ID.match(run_id) else None
 if first is None:
-    st.error(f"Run {run_id} was not found in {org.name}.")
+    st.error(f"Run {md(run_id)} was not found in {md(org.name)}.")
     st.stop()
 
 if first.run.status in RUN_FINAL:

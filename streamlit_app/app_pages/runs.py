@@ -51,7 +51,7 @@ def live_runs() -> None:
     if not rows:
         st.info("No runs yet. Send an event to start one." if not statuses else "No such runs.")
         return
-    st.markdown(runs_table_html(rows, now), unsafe_allow_html=True)
+    st.html(runs_table_html(rows, now))
 
 
 live_runs()

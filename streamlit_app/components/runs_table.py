@@ -1,7 +1,8 @@
 """The runs list as an HTML table: PRD badges, and every cell a link to the run's debugger.
 
-Plain HTML renders with the page (no data-grid bundle to fetch and draw), which keeps the
-dashboard's first load short; the links are ordinary ``/run?run=<id>`` deep links.
+Plain HTML (``st.html``) renders at once: no data-grid bundle to fetch and draw, no markdown
+pipeline, which keeps the dashboard's first load short. The links are ordinary
+``/run?run=<id>`` deep links.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def runs_table_html(rows: Sequence[RunRow], now_ms: int) -> str:
             f"<code>{html.escape(r.id)}</code>",
         )
         href = html.escape(run_href(r.id), quote=True)
-        tds = "".join(f'<td><a href="{href}" target="_self">{c}</a></td>' for c in cells)
+        tds = "".join(f'<td><a href="{href}">{c}</a></td>' for c in cells)
         body.append(f'<tr data-run-id="{html.escape(r.id, quote=True)}">{tds}</tr>')
     return (
         f'<table class="orbin-runs"><thead><tr>{head}</tr></thead>'

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from streamlit_app import session_cookie
 from streamlit_app.components import formatting
 from streamlit_app.components.runs_table import runs_table_html
 from streamlit_app.components.status import badge_html
+from streamlit_app.components.text import md
 from streamlit_app.data import RunRow
 
 KEY = b"k" * 32
@@ -36,6 +39,7 @@ def test_durations_and_relative_times_read_naturally() -> None:
     assert formatting.duration(850) == "850 ms"
     assert formatting.duration(12_340) == "12.3 s"
     assert formatting.duration(125_000) == "2 min 5 s"
+    assert formatting.duration(3 * 86400_000 + 7200_000) == "3 d 2 h"
     assert formatting.relative(NOW - 2_000, NOW) == "just now"
     assert formatting.relative(NOW - 42_000, NOW) == "42 s ago"
     assert formatting.relative(NOW - 3 * 3600_000, NOW) == "3 h ago"
@@ -62,3 +66,10 @@ def test_runs_table_links_every_run_and_escapes_names() -> None:
     assert "&lt;b&gt;Sync&lt;/b&gt;" in table and "<b>Sync" not in table
     assert table.index('data-run-id="r-2"') < table.index('data-run-id="r-1"')
     assert "8.0 s …" in table and "1.2 s" in table and "1 min ago" in table
+
+
+def test_user_text_stays_literal_in_markdown() -> None:
+    hostile = "![p](http://x.example/p.png) <img src=x> $x^2$ :material/home: [a](b) **b**"
+    escaped = md(hostile)
+    assert re.findall(r"(?<!\\)[\[\]()!$*:`_<>]", escaped) == [], escaped
+    assert md("Nightly sync 2") == "Nightly sync 2"

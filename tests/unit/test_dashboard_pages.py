@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from streamlit_app.components.text import md
+
 ROUTER = str(Path(__file__).resolve().parents[2] / "streamlit_app" / "router.py")
 PASSWORD = "correct-horse-battery"
 
@@ -151,7 +153,7 @@ ROW_RE = re.compile(
 
 def table_rows(at: AppTest) -> list[tuple[str, str, str]]:
     """(run id, status, workflow name) of each row of the runs table, top to bottom."""
-    tables = [m.value for m in at.markdown if 'class="orbin-runs"' in m.value]
+    tables = [h.value for h in at.html if 'class="orbin-runs"' in h.value]
     assert len(tables) == 1, "the runs table is not shown"
     return ROW_RE.findall(tables[0])
 
@@ -243,9 +245,17 @@ def test_another_orgs_run_id_is_refused(seed: Seed) -> None:
     foreign = seed.beta.run_ids["completed"]
     at.query_params["run"] = foreign
     at.run()
-    assert [e.value for e in at.error] == [f"Run {foreign} was not found in Alpha."]
+    assert [e.value for e in at.error] == [f"Run {md(foreign)} was not found in Alpha."]
     assert not at.radio and not at.json
     assert all("beta" not in m.value for m in at.markdown)
+
+
+def test_a_malformed_run_id_is_refused_without_markdown(seed: Seed) -> None:
+    at = signed_in(seed.emails["alice"])
+    at.query_params["run"] = "![x](http://elsewhere.example/pixel.png)"
+    at.run()
+    [error] = [e.value for e in at.error]
+    assert "was not found in Alpha" in error and "![" not in error and "](" not in error
 
 
 def test_sign_out_returns_to_the_sign_in_page(seed: Seed) -> None:

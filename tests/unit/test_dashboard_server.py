@@ -94,6 +94,8 @@ def test_without_a_session_pages_redirect_and_the_websocket_is_refused(client) -
     assert_refused(client)
     assert client.post("/runs").status_code == 401
     assert client.get("/static/app.js").status_code == 200, "the script bundle is public"
+    signin = client.get("/signin").text
+    assert '<link rel="modulepreload" crossorigin href="/static/js/index.' in signin
 
 
 def test_wrong_password_gets_no_session(client, member: str) -> None:
