@@ -17,6 +17,10 @@ fi
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 # Tests start their own servers on free ports; nothing may fall back to a temporary one.
 unset PREFECT_API_URL
+# The browser tests last: Playwright's sync API keeps an event loop running in this thread
+# while it is open, which tests that call asyncio.run() cannot share.
+paths=yes; for a in "$@"; do case "$a" in tests*) paths=no;; esac; done
+if [ "$paths" = yes ]; then set -- "$@" tests/unit tests/integration tests/e2e; fi
 $BIN/pytest -q -p no:cacheprovider "$@"
 rc=$?
 if [ "$rc" = 5 ]; then echo "no tests ran"; exit 1; fi
