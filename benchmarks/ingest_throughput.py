@@ -182,15 +182,20 @@ class Result:
         return s[min(len(s) - 1, int(len(s) * p))] * 1000
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU used since ``before`` by these processes (one that exited meanwhile is not counted)."""
+    return sum(v - before.get(p, 0.0) for p, v in _cpu_seconds(pids).items())
 
 
 def _group(pgid: int) -> list[int]:
@@ -253,10 +258,9 @@ def load(
         out.lat += p["lat"]
         out.codes.update({int(k): v for k, v in p["codes"].items()})
     out.requests = sum(out.codes.values())
-    out.cpu["api"] = _cpu_seconds(api_pids) - api_cpu
+    out.cpu["api"] = _cpu_since(api_cpu, api_pids)
     if target.dbname:
-        new = [p for p in _backends(target.dbname) if p not in db_pids]
-        out.cpu["postgres"] = _cpu_seconds(db_pids + new) - db_cpu
+        out.cpu["postgres"] = _cpu_since(db_cpu, _backends(target.dbname))
     out.cpu["load generator"] = sum(p["cpu"] for p in parts)
     return out
 

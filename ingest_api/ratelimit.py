@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter as MemoryLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,20 +87,16 @@ class RateLimiter:
         self.redis_url = redis_url
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redis: SlidingWindowCounterRateLimiter | None = None
-        self._memory: SlidingWindowCounterRateLimiter | None = None
+        # In memory: the synchronous storage (thread-safe, no await: a third of the cost).
+        self._memory = MemoryLimiter(MemoryStorage())
         self.redis_down_until = 0.0
 
     def _bind(self) -> None:
-        # The storages hold asyncio locks and connections: one set per event loop.
+        # The Redis client holds connections of one event loop.
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
+        if self._loop is not loop and self.redis_url:
             self._loop = loop
-            self._memory = SlidingWindowCounterRateLimiter(MemoryStorage())
-            self._redis = (
-                SlidingWindowCounterRateLimiter(_redis_storage(self.redis_url))
-                if self.redis_url
-                else None
-            )
+            self._redis = SlidingWindowCounterRateLimiter(_redis_storage(self.redis_url))
 
     @property
     def using_redis(self) -> bool:
@@ -106,7 +104,6 @@ class RateLimiter:
 
     async def check(self, principal: Principal) -> Verdict:
         self._bind()
-        assert self._memory is not None
         plan = get_plan(principal.plan)
         limits = [("organization", plan.requests_per_minute_per_org, principal.organization_id)]
         if principal.key_id:
@@ -128,13 +125,25 @@ class RateLimiter:
                     log.warning("Redis rate-limit storage answers again")
                     self.redis_down_until = 0.0
                 return verdict
-        return await self._count(self._memory, limits)
+        return self._count_in_memory(limits)
+
+    def _count_in_memory(self, limits: list[tuple[str, int, str]]) -> Verdict:
+        items = _items(limits)
+        for scope, item, ident in items:
+            if not self._memory.hit(item, scope, ident):
+                stats = self._memory.get_window_stats(item, scope, ident)
+                return Verdict(False, scope, item.amount, 0, stats.reset_time)
+        verdicts = []
+        for scope, item, ident in items:
+            stats = self._memory.get_window_stats(item, scope, ident)
+            verdicts.append(Verdict(True, scope, item.amount, stats.remaining, stats.reset_time))
+        return min(verdicts, key=lambda v: v.remaining)
 
     @staticmethod
     async def _count(
         strategy: SlidingWindowCounterRateLimiter, limits: list[tuple[str, int, str]]
     ) -> Verdict:
-        items = [(scope, RateLimitItemPerMinute(n), ident) for scope, n, ident in limits]
+        items = _items(limits)
         for scope, item, ident in items:
             if not await strategy.hit(item, scope, ident):
                 stats = await strategy.get_window_stats(item, scope, ident)
@@ -147,6 +156,20 @@ class RateLimiter:
             for (scope, item, _), stats in zip(items, all_stats, strict=True)
         ]
         return min(verdicts, key=lambda v: v.remaining)
+
+
+def _items(limits: list[tuple[str, int, str]]) -> list[tuple[str, RateLimitItem, str]]:
+    return [(scope, _per_minute(n), ident) for scope, n, ident in limits]
+
+
+_per_minute_items: dict[int, RateLimitItem] = {}
+
+
+def _per_minute(n: int) -> RateLimitItem:
+    item = _per_minute_items.get(n)
+    if item is None:
+        item = _per_minute_items.setdefault(n, RateLimitItemPerMinute(n))
+    return item
 
 
 def _applies(path: str) -> bool:

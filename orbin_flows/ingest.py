@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from orbin_flows.trigger_cache import TriggerCandidate, trigger_candidates
@@ -24,7 +25,7 @@ from tenancy import runs as runs_repo
 from tenancy import workflows as workflows_repo
 from tenancy.changes import OUTBOX_CHANNEL, change, publish_many
 from tenancy.clock import new_id, now_ms
-from tenancy.db import session_scope
+from tenancy.db import get_engine, session_scope
 from tenancy.errors import Conflict, LimitExceeded, OrbinError
 from tenancy.models import Event, Workflow
 from tenancy.principal import Principal
@@ -191,21 +192,69 @@ def _limit_error(event_id: str) -> LimitExceeded:
     )
 
 
+def ingest(principal: Principal, events: Sequence[NewEvent]) -> list[Outcome]:
+    """Ingest events in a unit of work of their own (the API's entry point).
+
+    Events that start no run are one INSERT: on PostgreSQL it runs on its own, without
+    BEGIN and COMMIT round trips (the statement is atomic; the reads around it see committed
+    rows). Events that start runs are written in one transaction with their runs.
+    """
+    principal.require("events:write")
+    with session_scope(_single_statement_engine()) as session:
+        candidates = trigger_candidates(
+            session, principal.organization_id, {e.type for e in events}
+        )
+        if not any(_matches(e, candidates) for e in events):
+            return ingest_events(session, principal, events, candidates=candidates)
+    with session_scope() as session:
+        return ingest_events(session, principal, events, candidates=candidates)
+
+
+_engines: dict[int, Engine] = {}
+
+
+def _single_statement_engine() -> Engine:
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        return engine  # a local file: BEGIN and COMMIT cost no round trip
+    option = _engines.get(id(engine))
+    if option is None:
+        option = _engines.setdefault(
+            id(engine), engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+    return option
+
+
+def _matches(event: NewEvent, candidates: dict[str, list[TriggerCandidate]]) -> bool:
+    doc = {"type": event.type, "source": event.source, "data": event.data}
+    return any(event_trigger_matches(c.trigger, doc) for c in candidates.get(event.type, ()))
+
+
 def ingest_events(
-    session: Session, principal: Principal, events: Sequence[NewEvent]
+    session: Session,
+    principal: Principal,
+    events: Sequence[NewEvent],
+    *,
+    candidates: dict[str, list[TriggerCandidate]] | None = None,
 ) -> list[Outcome]:
     """Ingest events in the caller's transaction; one outcome per event, in order.
 
     Each event stands alone: a reused idempotency key (Conflict) or a run refused by the
     monthly limit (LimitExceeded) concerns that event only. Rows are written in bulk: one
-    INSERT for the events, two for their runs and outbox items, one NOTIFY statement.
+    INSERT for the events, two for their runs and outbox items; changes are announced after
+    the commit. A single event is inserted first and read back only if its key was taken.
     """
     principal.require("events:write")
     org = principal.organization_id
     outcomes: list[Outcome | None] = [None] * len(events)
     keys = sorted({e.idempotency_key for e in events if e.idempotency_key})
-    stored = events_repo.read_events_by_keys(session, organization_id=org, event_ids=keys)
-    candidates = trigger_candidates(session, org, {e.type for e in events})
+    stored = (
+        events_repo.read_events_by_keys(session, organization_id=org, event_ids=keys)
+        if len(events) > 1
+        else {}
+    )
+    if candidates is None:
+        candidates = trigger_candidates(session, org, {e.type for e in events})
 
     first_of_key: dict[str, int] = {}
     fresh: list[_Fresh] = []

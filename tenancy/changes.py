@@ -136,37 +136,50 @@ class _Notifier:
     """Sends this process's after-commit notifications from one thread and connection.
 
     Whatever is queued while a statement is on its way goes in the next one: one round trip
-    per burst instead of one (plus a pool checkout) per transaction.
+    per burst instead of one (plus a pool checkout) per transaction. The thread and its
+    connection go away after a quiet half minute and come back with the next change.
     """
+
+    IDLE_SECONDS = 30.0
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.items: list[tuple[str, dict[str, Any]]] = []
         self.cond = threading.Condition()
-        threading.Thread(target=self._run, name="orbin-notify", daemon=True).start()
+        self.running = False
 
     def put(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         with self.cond:
             self.items.extend(items)
+            if not self.running:
+                self.running = True
+                threading.Thread(target=self._run, name="orbin-notify", daemon=True).start()
             self.cond.notify()
 
     def _run(self) -> None:
         conn = None
-        while True:
-            with self.cond:
-                while not self.items:
-                    self.cond.wait()
-                items, self.items = self.items, []
-            try:
-                if conn is None:
-                    conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                _send(conn, items)
-            except Exception:  # noqa: BLE001 - the data is committed; a lost hint is no error
-                log.warning("%d change notifications not sent", len(items), exc_info=True)
-                if conn is not None:
-                    conn.invalidate()
-                    conn.close()
-                conn = None
+        try:
+            while True:
+                with self.cond:
+                    if not self.items:
+                        self.cond.wait(self.IDLE_SECONDS)
+                    if not self.items:
+                        self.running = False
+                        return
+                    items, self.items = self.items, []
+                try:
+                    if conn is None:
+                        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                    _send(conn, items)
+                except Exception:  # noqa: BLE001 - the data is committed; a lost hint is no error
+                    log.warning("%d change notifications not sent", len(items), exc_info=True)
+                    if conn is not None:
+                        conn.invalidate()
+                        conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.close()
 
 
 _PG_NOTIFY_MANY = "SELECT pg_notify(c, p) FROM jsonb_to_recordset(%s::jsonb) AS t(c text, p text)"

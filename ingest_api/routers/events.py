@@ -7,10 +7,10 @@ waits on Prefect. The caller was authenticated and rate-limited by the middlewar
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
@@ -28,7 +28,7 @@ from ingest_api.schemas.events import (
     EventsPage,
 )
 from ingest_api.schemas.runs import RunPublic
-from orbin_flows.ingest import IngestResult, NewEvent, ingest_event, ingest_events
+from orbin_flows.ingest import IngestResult, NewEvent, ingest
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
 from tenancy.config import get_settings
@@ -40,17 +40,35 @@ from tenancy.principal import Principal
 router = APIRouter(tags=["events"])
 _BATCH_EVENTS = TypeAdapter(list[BatchEventIn])
 
+# Headers are read from the request, not declared as parameters (FastAPI's parameter
+# machinery costs more than the rest of the route); they are documented here instead.
+_KEY_HEADER = {
+    "name": "x-api-key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Your API key (or send it as Authorization: Bearer ...)",
+}
+_IDEMPOTENCY_HEADER = {
+    "name": "x-idempotency-key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "Becomes the eventId; the same key with the same event is answered once",
+}
 _BODY_DOC = {
+    "parameters": [_KEY_HEADER, _IDEMPOTENCY_HEADER],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": EventIn.model_json_schema()}},
-    }
+    },
 }
 _BATCH_DOC = {
+    "parameters": [_KEY_HEADER],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": BatchIn.model_json_schema()}},
-    }
+    },
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not valid JSON"},
@@ -110,21 +128,15 @@ async def ingesting_principal(request: Request) -> Principal:
 
 
 def _ingest_one(principal: Principal, event: EventIn, key: str | None) -> dict[str, Any]:
-    with session_scope() as session:
-        result = ingest_event(
-            session,
-            principal,
-            event_type=event.type,
-            source=event.source,
-            data=event.data,
-            idempotency_key=key,
-        )
-    result.raise_failure()  # committed as a dead letter first
-    return result.answer()
+    (outcome,) = ingest(principal, [NewEvent(event.type, event.source, event.data, key)])
+    if isinstance(outcome, OrbinError):
+        raise outcome
+    return outcome.answer()
 
 
-async def _post_event(request: Request, idempotency_key: str | None, source: str) -> Response:
+async def _post_event(request: Request, source: str) -> Response:
     principal = await ingesting_principal(request)
+    idempotency_key = request.headers.get("x-idempotency-key")
     body = await read_json(request)
     if isinstance(body, dict) and "source" not in body:
         body = {**body, "source": source}
@@ -153,12 +165,8 @@ _IDEMPOTENCY_DOC = (
     description="Store the event and start every active workflow whose event trigger "
     "matches. The answer is sent once the event is committed.\n\n" + _IDEMPOTENCY_DOC,
 )
-async def post_event(
-    request: Request,
-    x_api_key: Annotated[str | None, Header()] = None,
-    x_idempotency_key: Annotated[str | None, Header()] = None,
-) -> Response:
-    return await _post_event(request, x_idempotency_key, "api")
+async def post_event(request: Request) -> Response:
+    return await _post_event(request, "api")
 
 
 @router.post(
@@ -171,12 +179,8 @@ async def post_event(
     description="As ``POST /v1/events``; ``source`` defaults to ``webhook``.\n\n"
     + _IDEMPOTENCY_DOC,
 )
-async def post_webhook_ingest(
-    request: Request,
-    x_api_key: Annotated[str | None, Header()] = None,
-    x_idempotency_key: Annotated[str | None, Header()] = None,
-) -> Response:
-    return await _post_event(request, x_idempotency_key, "webhook")
+async def post_webhook_ingest(request: Request) -> Response:
+    return await _post_event(request, "webhook")
 
 
 def _parse_batch(body: Any, max_events: int) -> list[BatchEventIn | InvalidInput]:
@@ -234,11 +238,6 @@ def _item(index: int, outcome: IngestResult | OrbinError) -> dict[str, Any]:
     return item
 
 
-def _ingest_batch(principal: Principal, events: list[NewEvent]) -> list[IngestResult | OrbinError]:
-    with session_scope() as session:
-        return ingest_events(session, principal, events)
-
-
 @router.post(
     "/v1/events/batch",
     response_model=BatchAccepted,
@@ -251,10 +250,7 @@ def _ingest_batch(principal: Principal, events: list[NewEvent]) -> list[IngestRe
     },
     summary="Ingest up to ORBIN_MAX_BATCH_EVENTS events at once",
 )
-async def post_events_batch(
-    request: Request,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Response:
+async def post_events_batch(request: Request) -> Response:
     """Ingest many events in one call and one transaction; each is answered on its own.
 
     Body: ``{"events": [{"type", "source"?, "data"?, "idempotencyKey"?}, ...]}`` with at
@@ -277,7 +273,7 @@ async def post_events_batch(
     parsed = _parse_batch(body, get_settings().max_batch_events)
     valid = [(i, p) for i, p in enumerate(parsed) if isinstance(p, BatchEventIn)]
     outcomes = await run_in_threadpool(
-        _ingest_batch,
+        ingest,
         principal,
         [NewEvent(p.type, p.source, p.data, p.idempotencyKey) for _, p in valid],
     )

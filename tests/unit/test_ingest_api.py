@@ -259,3 +259,45 @@ def test_body_size_limit_with_and_without_content_length(api, make_org, monkeypa
     r = api.post("/v1/events", headers=h, content=iter([small[:10], small[10:]]))
     assert r.status_code == 202, r.text
     assert len(stored_events(org.id)) == 1
+
+
+def test_changes_are_announced_once_committed(api, make_org, database) -> None:
+    """Live views and the worker hear of new events and runs (NOTIFY on PostgreSQL, sent
+    after the commit; the in-process bus on SQLite), and of nothing that was refused."""
+    import time
+
+    from tenancy.changes import CHANGES_CHANNEL, OUTBOX_CHANNEL, local_bus
+
+    org = make_org("heard")
+    active_workflow(org.id, "job.run")
+    heard: list[tuple[str, dict]] = []
+    listener = None
+    if database.startswith("postgresql"):
+        import psycopg
+
+        listener = psycopg.connect(database.replace("+psycopg", ""), autocommit=True)
+        listener.execute(f"LISTEN {CHANGES_CHANNEL}")
+        listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+    else:
+        unsubscribe = local_bus.subscribe(lambda c, p: heard.append((c, p)))
+    try:
+        h = {"x-api-key": org.key}
+        ok = api.post("/v1/events", headers=h, json={"type": "job.run", "data": {"a": 1}}).json()
+        set_usage_limit(org.id, 1)
+        refused = api.post("/v1/events", headers=h, json={"type": "job.run"})
+        assert refused.status_code == 429
+        if listener is not None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(heard) < 3:
+                for n in listener.notifies(timeout=0.5, stop_after=1):
+                    heard.append((n.channel, json.loads(n.payload)))
+    finally:
+        if listener is not None:
+            listener.close()
+        else:
+            unsubscribe()
+    changes = [p for c, p in heard if c == CHANGES_CHANNEL and p.get("org") == org.id]
+    kinds = sorted((p["kind"], p["status"]) for p in changes)
+    assert kinds == [("event", "pending"), ("run", "pending")], heard
+    assert next(p for p in changes if p["kind"] == "run")["id"] == ok["runIds"][0]
+    assert any(c == OUTBOX_CHANNEL for c, _ in heard), "the worker is woken"
