@@ -142,6 +142,39 @@ def _finish(run_id: str) -> None:
         runs_repo.finish_run(session, run=run, status="completed")
 
 
+def _revoke(org: OrgWithKey, plaintext: str) -> None:
+    from tenancy.db import session_scope
+    from tenancy.keys import hash_key, read_api_keys, revoke_api_key
+
+    with session_scope() as session:
+        [key] = [
+            k
+            for k in read_api_keys(session, organization_id=org.id)
+            if k.key_hash == hash_key(plaintext)
+        ]
+        revoke_api_key(session, organization_id=org.id, key_id=key.id)
+
+
+def test_change_log_is_read_per_org_and_pruned(make_org) -> None:
+    from tenancy.changes import latest_change_seq, prune_changes, read_changes
+    from tenancy.clock import now_ms
+    from tenancy.db import session_scope
+
+    a, b = make_org("acme"), make_org("other")
+    run_a, run_b = _new_run(a), _new_run(b)
+    with session_scope() as session:
+        mine = read_changes(session, after=0, organization_id=a.id)
+        assert [c["id"] for c in mine if c["kind"] == "run"] == [run_a]
+        assert all(c["org"] == a.id for c in mine)
+        everyone = read_changes(session, after=0)
+        assert {run_a, run_b} <= {c["id"] for c in everyone}
+        seqs = [c["seq"] for c in everyone]
+        assert seqs == sorted(seqs) and latest_change_seq(session) == seqs[-1]
+        assert read_changes(session, after=seqs[-1]) == []
+        assert prune_changes(session, older_than_ms=now_ms() - 60_000) == 0
+        assert prune_changes(session, older_than_ms=now_ms() + 1) == len(everyone)
+
+
 async def test_stream_scoping_filters_and_heartbeats(live_api: str, make_org) -> None:
     from tests.integration.test_events_api import add_key
 
@@ -170,6 +203,12 @@ async def test_stream_scoping_filters_and_heartbeats(live_api: str, make_org) ->
         assert all(run_a not in str(m) for m in sb.messages), "org B never sees org A's changes"
         assert all(run_b not in str(m) for m in sa.messages)
         assert "keep-alive" in sa.comments, "an idle stream gets heartbeat comments"
+
+    doomed = add_key(a, "restricted", ["runs:read"])
+    async with SSEReader(url, {"x-api-key": doomed.key}) as revoked:
+        await asyncio.to_thread(_revoke, a, doomed.key)
+        ended = await revoked.wait_for(lambda m: m["event"] == "error", timeout=10)
+        assert "no longer valid" in ended["data"]["message"]
 
     async def status_of(headers: dict[str, str], query: str = "") -> tuple[int, bytes]:
         reader = SSEReader(f"{url}{query}", headers)
