@@ -221,3 +221,19 @@ async def test_stream_scoping_filters_and_heartbeats(live_api: str, make_org) ->
     assert (await status_of({"x-api-key": a.key}, "?kinds=logs"))[0] == 422
     status, body = await status_of({"x-api-key": a.key, "Last-Event-ID": "nope"})
     assert status == 422 and b"Last-Event-ID" in body
+
+
+async def test_a_slow_subscriber_is_told_and_dropped(database: str) -> None:
+    from tenancy.change_feed import OVERFLOW, ChangeFeed
+
+    feed = ChangeFeed(queue_size=2)
+    slow = await feed.subscribe("org-1")
+    other = await feed.subscribe("org-2")
+    for i in range(3):
+        feed.dispatch({"org": "org-1", "kind": "run", "id": str(i), "seq": 10**9 + i})
+    got = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+    assert [g["id"] for g in got[:-1]] == ["0", "1"] and got[-1] is OVERFLOW
+    assert other.queue.empty(), "another organization's subscriber hears nothing"
+    assert feed.subscriber_count == 1
+    other.close()
+    assert feed.subscriber_count == 0 and feed._task is None, "the source stops with the last"
