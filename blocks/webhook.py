@@ -20,6 +20,9 @@ class OrbinWebhook(Block):
     def signature_header(self, body: bytes, timestamp: int | None = None) -> str:
         """``t=<unix seconds>,v1=<hex hmac of "t.body">``, the scheme Orbin verifies inbound."""
         ts = int(time.time()) if timestamp is None else timestamp
-        key = self.signing_secret.get_secret_value().encode()
-        mac = hmac.new(key, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        mac = hmac.new(
+            self.signing_secret.get_secret_value().encode(),
+            f"{ts}.".encode() + body,
+            hashlib.sha256,
+        ).hexdigest()
         return f"t={ts},v1={mac}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ingest_api import errors
+from ingest_api.ratelimit import RateLimitMiddleware
 from ingest_api.routers import events, health, hooks, replay, runs, schedules, stream, workflows
 
 
@@ -15,6 +16,7 @@ def create_app() -> FastAPI:
         description="Event ingestion and the REST API of Orbin. Authenticate with `x-api-key`.",
     )
     errors.install(app)
+    app.add_middleware(RateLimitMiddleware)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(runs.router)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenancy.errors import (
@@ -95,6 +96,15 @@ def install(app: FastAPI) -> None:
             error_body(code, str(exc.detail)),
             exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            error_body("unavailable", "the database is unavailable; retry shortly"),
+            503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

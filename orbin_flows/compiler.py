@@ -50,7 +50,7 @@ def _make_task(step: dict[str, Any], default_retry: dict[str, Any]) -> Task[...,
     return Task(
         fn=step_body,
         name=step.get("name") or step_id,
-        task_run_name=step_id,
+        task_run_name="{key}",  # a loop's items: each[0].shape, each[1].shape, ...
         retries=policy.maxAttempts - 1,
         retry_delay_seconds=[d / 1000 for d in policy.delays_ms()] or 0,
         retry_condition_fn=should_retry,

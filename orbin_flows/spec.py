@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +22,7 @@ from tenancy.errors import InvalidInput
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
+DEPLOYMENT = r"^[^/\s]{1,200}/[^/\s]{1,200}$"
 EVENT_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-/]*\*?$|^\*$")
 
 
@@ -142,13 +145,28 @@ class LoopConfig(_Model):
     itemName: str = Field("item", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class _ConditionShell(_Model):
+    expression: str = Field(min_length=1)
+    then: list[Any] = Field(default_factory=list)
+    else_: list[Any] = Field(default_factory=list, alias="else")
+
+
+class _LoopShell(_Model):
+    items: Any
+    steps: list[Any] = Field(min_length=1)
+    concurrency: int = Field(4, ge=1, le=100)
+    itemName: str = Field("item", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class DelayConfig(_Model):
     seconds: float | None = Field(default=None, ge=0, le=366 * 86_400)
     until: str | None = Field(default=None, description="ISO 8601 time, may be a template")
 
-    def model_post_init(self, __context: Any) -> None:
+    @model_validator(mode="after")
+    def _one_of(self) -> DelayConfig:
         if (self.seconds is None) == (self.until is None):
             raise ValueError("give exactly one of seconds or until")
+        return self
 
 
 class WorkflowSpec(_Model):
@@ -159,6 +177,12 @@ class WorkflowSpec(_Model):
     trigger: Trigger
     steps: list[Step] = Field(default_factory=list, max_length=200)
     timeoutSeconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
+    deployment: str | None = Field(
+        default=None,
+        pattern=DEPLOYMENT,
+        description="A code workflow: 'flow-name/deployment-name' of a Prefect deployment "
+        "rolled out (prefect deploy) into the organization's work pool; it has no steps.",
+    )
 
 
 def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
@@ -171,11 +195,22 @@ def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
     return out
 
 
+_PATTERN_HINTS = {
+    "slug": "lowercase letters, digits and dashes, starting and ending with a letter or digit",
+    "id": "letters, digits, '_' and '-', starting with a letter or '_'",
+    "deployment": "'flow-name/deployment-name'",
+}
+
+
 def _message(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return "field required"
     if err["type"] == "extra_forbidden":
         return "unknown field"
+    if err["type"] == "string_pattern_mismatch" and err["loc"]:
+        hint = _PATTERN_HINTS.get(str(err["loc"][-1]))
+        if hint:
+            return hint
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
 
@@ -188,78 +223,136 @@ def _errors(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
     return out
 
 
-def _check_steps(
-    steps: list[Step], prefix: str, seen: set[str], errors: list[dict[str, str]]
+def _check_nested(
+    raws: list[Any], prefix: str, seen: set[str], errors: list[dict[str, str]]
 ) -> None:
-    for i, step in enumerate(steps):
+    for i, raw in enumerate(raws):
         where = f"{prefix}[{i}]"
-        if step.id in seen:
-            errors.append({"path": f"{where}.id", "message": f"duplicate step id {step.id!r}"})
-        seen.add(step.id)
-        for problem in check_syntax(step.config):
-            errors.append({"path": f"{where}.config", "message": problem})
-        if step.type == "action":
-            name = step.config.get("action")
-            if not name:
-                errors.append({"path": f"{where}.config.action", "message": "field required"})
-                continue
-            cls = actions.REGISTRY.get(name)
-            if cls is None:
-                errors.append(
-                    {
-                        "path": f"{where}.config.action",
-                        "message": f"unknown action {name!r}; one of "
-                        + ", ".join(sorted(actions.REGISTRY)),
-                    }
-                )
-                continue
-            try:
-                cls.Config.model_validate(step.config)
-            except ValidationError as exc:
-                errors.extend(_errors(exc, f"{where}.config"))
-        elif step.type == "condition":
-            try:
-                cond = ConditionConfig.model_validate(step.config)
-            except ValidationError as exc:
-                errors.extend(_errors(exc, f"{where}.config"))
-                continue
-            _check_steps(cond.then, f"{where}.config.then", seen, errors)
-            _check_steps(cond.else_, f"{where}.config.else", seen, errors)
-        elif step.type == "loop":
-            try:
-                loop = LoopConfig.model_validate(step.config)
-            except ValidationError as exc:
-                errors.extend(_errors(exc, f"{where}.config"))
-                continue
-            _check_steps(loop.steps, f"{where}.config.steps", seen, errors)
-        elif step.type == "delay":
-            try:
-                DelayConfig.model_validate(step.config)
-            except ValidationError as exc:
-                errors.extend(_errors(exc, f"{where}.config"))
-            except ValueError as exc:
-                errors.append({"path": f"{where}.config", "message": str(exc)})
+        try:
+            Step.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(_errors(exc, where))
+        _check_step(raw, where, seen, errors)
+
+
+def _check_step(raw: Any, where: str, seen: set[str], errors: list[dict[str, str]]) -> None:
+    """What the step's own model cannot see: its type's config, templates, unique ids.
+
+    Works on the raw step, so a bad retry policy does not hide an error in its config, nor a
+    bad nested step the other steps of its branch."""
+    if not isinstance(raw, dict):
+        return
+    step_id = raw.get("id")
+    if isinstance(step_id, str):
+        if step_id in seen:
+            errors.append({"path": f"{where}.id", "message": f"duplicate step id {step_id!r}"})
+        seen.add(step_id)
+    config = raw.get("config", {})
+    if not isinstance(config, dict):
+        return
+    for problem in check_syntax(config):
+        errors.append({"path": f"{where}.config", "message": problem})
+    kind = raw.get("type")
+    if kind == "action":
+        name = config.get("action")
+        if not name:
+            errors.append({"path": f"{where}.config.action", "message": "field required"})
+            return
+        cls = actions.REGISTRY.get(name) if isinstance(name, str) else None
+        if cls is None:
+            errors.append(
+                {
+                    "path": f"{where}.config.action",
+                    "message": f"unknown action {name!r}; one of "
+                    + ", ".join(sorted(actions.REGISTRY)),
+                }
+            )
+            return
+        try:
+            cls.Config.model_validate(config)
+        except ValidationError as exc:
+            errors.extend(_errors(exc, f"{where}.config"))
+    elif kind == "condition":
+        try:
+            cond = _ConditionShell.model_validate(config)
+        except ValidationError as exc:
+            errors.extend(_errors(exc, f"{where}.config"))
+            return
+        _check_nested(cond.then, f"{where}.config.then", seen, errors)
+        _check_nested(cond.else_, f"{where}.config.else", seen, errors)
+    elif kind == "loop":
+        try:
+            loop = _LoopShell.model_validate(config)
+        except ValidationError as exc:
+            errors.extend(_errors(exc, f"{where}.config"))
+            return
+        _check_nested(loop.steps, f"{where}.config.steps", seen, errors)
+    elif kind == "delay":
+        try:
+            DelayConfig.model_validate(config)
+        except ValidationError as exc:
+            errors.extend(_errors(exc, f"{where}.config"))
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few lines of them can expand to billions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(raw: bytes | str) -> Any:
+    """A YAML spec as JSON data (dates become ISO strings)."""
+    value = yaml.load(raw, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    return json.loads(json.dumps(value, default=_iso, allow_nan=False))
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def validate_spec(data: Any) -> WorkflowSpec:
-    """The spec, or InvalidInput listing the path and reason of every error."""
+    """The spec, or InvalidInput listing the path and reason of every error (all of them:
+    a missing name does not hide a bad step config)."""
     if not isinstance(data, dict):
-        raise InvalidInput("a workflow spec must be a JSON object")
+        raise InvalidInput(
+            "a workflow spec must be a JSON object",
+            details=[{"path": "", "message": "expected an object"}],
+        )
+    errors: list[dict[str, str]] = []
+    spec: WorkflowSpec | None = None
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        errors = _errors(exc, "")
-        raise InvalidInput(_summary(errors), details=errors) from exc
-    errors: list[dict[str, str]] = []
-    trig_cls = TRIGGER_CONFIGS[spec.trigger.type]
-    try:
-        trig_cls.model_validate(spec.trigger.config)
-    except ValidationError as exc:
-        errors.extend(_errors(exc, "trigger.config"))
-    _check_steps(spec.steps, "steps", set(), errors)
-    if errors:
+        errors.extend(_errors(exc, ""))
+    trigger = _parsed(Trigger, data.get("trigger"))
+    if trigger is not None:
+        try:
+            TRIGGER_CONFIGS[trigger.type].model_validate(trigger.config)
+        except ValidationError as exc:
+            errors.extend(_errors(exc, "trigger.config"))
+    raw_steps = data.get("steps")
+    if isinstance(raw_steps, list):
+        seen: set[str] = set()
+        for i, raw in enumerate(raw_steps):
+            _check_step(raw, f"steps[{i}]", seen, errors)
+        if raw_steps and data.get("deployment"):
+            errors.append({"path": "steps", "message": "a code workflow (deployment) has no steps"})
+    if errors or spec is None:
         raise InvalidInput(_summary(errors), details=errors)
     return spec
+
+
+def _parsed(model: type[Any], raw: Any) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None  # reported by the validation of the whole spec
 
 
 def _summary(errors: list[dict[str, str]]) -> str:
@@ -268,18 +361,52 @@ def _summary(errors: list[dict[str, str]]) -> str:
     return f"invalid workflow: {head}{more}"
 
 
+_REF = "#/$defs/{model}"
+
+
+def _add_def(defs: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    sub = model.model_json_schema(by_alias=True, ref_template=_REF)
+    for name, inner in sub.pop("$defs", {}).items():
+        defs.setdefault(name, inner)
+    defs[model.__name__] = sub
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _when(field: str, value: str, then: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "if": {"properties": {field: {"const": value}}, "required": [field]},
+        "then": {"properties": {"config": then}},
+    }
+
+
 def spec_json_schema() -> dict[str, Any]:
-    schema = WorkflowSpec.model_json_schema(by_alias=True)
-    schema["$defs"] = schema.get("$defs", {})
-    schema["$defs"]["actions"] = {
-        name: cls.Config.model_json_schema(by_alias=True) for name, cls in actions.REGISTRY.items()
-    }
-    schema["$defs"]["triggers"] = {
-        name: cls.model_json_schema() for name, cls in TRIGGER_CONFIGS.items()
-    }
-    schema["$defs"]["stepConfigs"] = {
-        "condition": ConditionConfig.model_json_schema(by_alias=True),
-        "loop": LoopConfig.model_json_schema(by_alias=True),
-        "delay": DelayConfig.model_json_schema(),
-    }
+    """A JSON Schema (2020-12) of a workflow spec, for editors: each step's ``config`` is
+    described by its type, and an action's by its ``action`` name."""
+    schema = WorkflowSpec.model_json_schema(by_alias=True, ref_template=_REF)
+    defs = schema.setdefault("$defs", {})
+    variants = []
+    for name, cls in sorted(actions.REGISTRY.items()):
+        ref = _add_def(defs, cls.Config)
+        defs[cls.Config.__name__]["properties"]["action"] = {"const": name, "title": "Action"}
+        variants.append(ref)
+    defs["Step"]["allOf"] = [
+        _when("type", "action", {"oneOf": variants}),
+        _when("type", "condition", _add_def(defs, ConditionConfig)),
+        _when("type", "loop", _add_def(defs, LoopConfig)),
+        _when("type", "delay", _add_def(defs, DelayConfig)),
+    ]
+    defs["DelayConfig"]["oneOf"] = [
+        {"required": ["seconds"], "properties": {"seconds": {"type": "number"}}},
+        {"required": ["until"], "properties": {"until": {"type": "string"}}},
+    ]
+    defs["Trigger"]["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": {"properties": {"config": _add_def(defs, model)}},
+        }
+        for name, model in TRIGGER_CONFIGS.items()
+        if model is not EmptyConfig
+    ]
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Orbin workflow"
     return schema

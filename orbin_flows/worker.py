@@ -27,14 +27,15 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.context import SyncClientContext
-from prefect.exceptions import PrefectHTTPStatusError
+from prefect.exceptions import Abort, ObjectNotFound, Pause, PrefectHTTPStatusError
 from prefect.flow_engine import run_flow_async
-from prefect.states import Cancelled, Crashed
+from prefect.states import Cancelled, Crashed, Pending
+from sqlalchemy.exc import OperationalError
 
 from deployments.prefect_setup import PrefectSetup
-from orbin_flows import schedules
+from orbin_flows import codeflows, schedules
 from orbin_flows.compiler import compile_flow, flow_name, prepare_result_storage
-from orbin_flows.engine import RunExecutor
+from orbin_flows.engine import EXECUTORS, RunExecutor
 from orbin_flows.fastpath import FastPathClient, engine_view, fast_client_context
 from orbin_flows.plan import RunPlan, load_plan
 from tenancy import events as events_repo
@@ -48,6 +49,10 @@ from tenancy.errors import NotFound
 log = logging.getLogger("orbin.worker")
 
 _TRANSIENT = (httpx.HTTPError, OSError, PrefectHTTPStatusError, TimeoutError)
+# The Prefect server itself is unreachable (down, restarting): every run waits alike.
+_UNREACHABLE = (httpx.TransportError, OSError, TimeoutError)
+_CREATE_TIMEOUT = 15.0  # the client retries a refused connection for ~1 min on its own
+_MAX_OUTAGE_BACKOFF = 10.0
 
 
 class Worker:
@@ -65,10 +70,13 @@ class Worker:
         self.timings: dict[str, tuple[float, float, float, float]] = {}
         self.flows: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self.prefect_down_until = 0.0
+        self.prefect_backoff = 0.0
         self.client: FastPathClient | None = None
         self.result_storage: Any = None
         self.setup: PrefectSetup | None = None
         self.stopping = asyncio.Event()
+        self.codeflows: codeflows.CodeFlows | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self.is_postgres = get_engine().dialect.name == "postgresql"
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -141,6 +149,9 @@ class Worker:
             loop = asyncio.get_running_loop()
             if loop.time() < self.prefect_down_until:
                 continue
+            if self.prefect_backoff and not await self._prefect_answers():
+                self._prefect_unreachable()
+                continue
             try:
                 await self.dispatch_once()
             except Exception:
@@ -153,6 +164,8 @@ class Worker:
             return 0
         items = await asyncio.to_thread(self._claim, min(free, 50))
         for item in items:
+            if item.run_id in self.active:
+                continue  # its first claim is still being started here: that one owns it
             task = asyncio.create_task(self._start(item), name=f"run-{item.run_id}")
             self.active[item.run_id] = task
             task.add_done_callback(lambda _t, rid=item.run_id: self._done(rid))
@@ -176,6 +189,12 @@ class Worker:
             await self._start_unguarded(item)
         except asyncio.CancelledError:
             raise
+        except OperationalError as exc:  # the database: the claim's lease expires, then retried
+            log.warning("run %s not started, database unavailable: %s", item.run_id, exc)
+        except Pause:
+            log.info("run %s is suspended (a long delay); it resumes later", item.run_id)
+        except Abort as exc:
+            log.info("run %s stopped before its steps: %s", item.run_id, exc)
         except Exception as exc:  # noqa: BLE001 - a run must never stay pending silently
             log.exception("run %s could not be started", item.run_id)
             await asyncio.to_thread(self._dead_letter, item, exc)
@@ -202,19 +221,45 @@ class Worker:
             await asyncio.to_thread(self._outbox_done, item, None)
             return
         run = plan.run
-        held = run.status == "running" and (run.lease_expires_at or 0) > now_ms()
-        if run.status in runs_repo.RUN_FINAL or held:  # finished, or a live worker has it
+        if run.status in runs_repo.RUN_FINAL:
+            if run.cancel_requested and run.prefect_flow_run_id:
+                await self._cancel_flow_run(run.prefect_flow_run_id)
             await asyncio.to_thread(self._outbox_done, item, plan)
+            return
+        if run.status == "running" and (run.lease_expires_at or 0) > now_ms():
+            await asyncio.to_thread(self._outbox_done, item, plan)  # a live worker has it
+            return
+        try:
+            if plan.spec.get("deployment"):
+                await self._run_code_flow(item, plan)
+                return
+            if run.status == "running" and run.prefect_flow_run_id:
+                if await self._continue(item, plan):
+                    return
+        except _UNREACHABLE as exc:
+            self._prefect_unreachable()
+            await asyncio.to_thread(self._outbox_retry, item, repr(exc), 0)
+            return
+        except _TRANSIENT as exc:
+            await self._prefect_unavailable(item, exc)
             return
         t1 = time.perf_counter()
         try:
-            flow_run = await self._create_flow_run(plan)
-        except _TRANSIENT as exc:
-            delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
-            log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
-            self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
-            await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
+            flow_run = await asyncio.wait_for(self._create_flow_run(plan), _CREATE_TIMEOUT)
+        except _UNREACHABLE as exc:
+            # Not the run's fault: put it back as it was, so runs keep their order, and pause
+            # dispatching (with backoff) until the server answers its health check again.
+            if not self.prefect_backoff:
+                log.warning("Prefect unreachable (%r); dispatching paused until it answers", exc)
+            self._prefect_unreachable()
+            await asyncio.to_thread(self._outbox_retry, item, repr(exc), 0)
             return
+        except _TRANSIENT as exc:
+            await self._prefect_unavailable(item, exc)
+            return
+        if self.prefect_backoff:
+            log.warning("Prefect answers again; dispatching resumed")
+            self.prefect_backoff = 0.0
         t2 = time.perf_counter()
         # Recorded beside the run's start, not before it: the flow body does not wait for it.
         attach = asyncio.create_task(
@@ -225,6 +270,155 @@ class Worker:
             await self.execute(plan, flow_run)
         finally:
             await attach
+
+    def _prefect_unreachable(self) -> None:
+        self.prefect_backoff = min(_MAX_OUTAGE_BACKOFF, max(0.5, self.prefect_backoff * 2))
+        self.prefect_down_until = asyncio.get_running_loop().time() + self.prefect_backoff
+
+    async def _prefect_answers(self) -> bool:
+        url = self.settings.prefect_api_url.rstrip("/") + "/health"
+        try:
+            async with httpx.AsyncClient(timeout=3) as client:
+                return (await client.get(url)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def _prefect_unavailable(self, item: runs_repo.ClaimedItem, exc: Exception) -> None:
+        delay = min(30_000, 500 * 2 ** min(item.attempts, 6))
+        log.warning("Prefect unavailable (%s); run %s waits %d ms", exc, item.run_id, delay)
+        self.prefect_down_until = asyncio.get_running_loop().time() + 1.0
+        await asyncio.to_thread(self._outbox_retry, item, repr(exc), delay)
+
+    async def _run_code_flow(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> None:
+        """A code workflow: a flow run of its own deployment, executed here, tracked as a run."""
+        assert self.client is not None
+        if self.codeflows is None:
+            self.codeflows = codeflows.CodeFlows(self.client)
+        try:
+            deployment = await self.codeflows.deployment_for(plan)
+            flow = await self.codeflows.flow_for(deployment)
+        except codeflows.CodeFlowError as exc:
+            await asyncio.to_thread(self._dead_letter, item, exc)
+            return
+        run = plan.run
+        if run.prefect_flow_run_id:  # recovered from a lost worker: it starts over
+            await self._set_prefect_state(
+                UUID(run.prefect_flow_run_id), Crashed(message="its Orbin worker was lost")
+            )
+        params = codeflows.parameters(flow, plan)
+        flow_run = await self.client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters=params,
+            state=Pending(),
+            name=f"{plan.workflow_slug}-{run.id[-12:]}",
+            tags=["orbin", f"org:{plan.organization_slug}", f"workflow:{plan.workflow_slug}"],
+            idempotency_key=f"{run.id}:{run.prefect_flow_run_id or ''}",
+        )
+        await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
+        gate = self.org_gates.setdefault(run.organization_id, asyncio.Semaphore(plan.concurrency))
+        async with self.capacity, gate:
+            self.flow_runs[run.id] = str(flow_run.id)
+            if not await asyncio.to_thread(self._code_begin, plan):
+                await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
+                return
+            try:
+                state = await run_flow_async(
+                    flow, flow_run=flow_run, parameters=params, return_type="state"
+                )
+            except asyncio.CancelledError:
+                self._code_finish(plan, "canceled", None, {"message": "canceled"})
+                await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
+                raise
+        if state.is_completed():
+            try:
+                result = codeflows.jsonable(await state.aresult(raise_on_failure=False))
+            except Exception:  # noqa: BLE001 - a result Orbin cannot read is no result
+                result = None
+            await asyncio.to_thread(self._code_finish, plan, "completed", result, None)
+        else:
+            status = "canceled" if state.is_cancelled() else "failed"
+            error = {"message": state.message or state.name or status}
+            await asyncio.to_thread(self._code_finish, plan, status, None, error)
+        task = asyncio.create_task(self._record_code_steps(plan, flow_run.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _code_begin(self, plan: RunPlan) -> bool:
+        with session_scope() as session:
+            if runs_repo.mark_run_running(
+                session, run=plan.run, worker_id=self.worker_id, lease_ms=self.lease_ms
+            ):
+                return True
+            runs_repo.finish_run(
+                session, run=plan.run, status="canceled", error={"message": "canceled"}
+            )
+            return False
+
+    def _code_finish(
+        self, plan: RunPlan, status: str, result: Any, error: dict[str, Any] | None
+    ) -> None:
+        with session_scope() as session:
+            runs_repo.finish_run(session, run=plan.run, status=status, result=result, error=error)
+
+    async def _record_code_steps(self, plan: RunPlan, flow_run_id: Any) -> None:
+        assert self.client is not None
+        try:
+            task_runs = await codeflows.read_task_runs(self.client, flow_run_id)
+            await asyncio.to_thread(codeflows.record_task_runs, plan, task_runs)
+        except Exception:  # noqa: BLE001 - the run's outcome is recorded already
+            log.exception("could not record the task runs of run %s", plan.run.id)
+
+    async def _continue(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> bool:
+        """A run that started before: back from a long delay, or lost by a dead worker.
+
+        A suspended flow run is resumed in Prefect and executed again (its completed steps
+        are skipped); an orphaned one is marked Crashed and the run gets a new flow run
+        (returns False: the caller creates it)."""
+        assert self.client is not None
+        flow_run_id = UUID(plan.run.prefect_flow_run_id or "")
+        try:
+            flow_run = await self.client.read_flow_run(flow_run_id)
+        except ObjectNotFound:
+            return False
+        state = flow_run.state.type if flow_run.state else None
+        if state in (StateType.CANCELLING, StateType.CANCELLED):
+            await asyncio.to_thread(self._canceled_in_prefect, item, plan)
+            await self._cancel_flow_run(str(flow_run_id))
+            return True
+        if state == StateType.PAUSED:
+            await self.client.resume_flow_run(flow_run_id)
+            flow_run = await self.client.read_flow_run(flow_run_id)
+            state = flow_run.state.type if flow_run.state else None
+        if state in (StateType.SCHEDULED, StateType.PENDING):
+            await asyncio.to_thread(self._attached, item, plan, str(flow_run.id))
+            await self.execute(plan, flow_run)
+            return True
+        if state is not None and not flow_run.state.is_final():
+            await self._set_prefect_state(
+                flow_run_id,
+                Crashed(message="its Orbin worker was lost; the run continues in a new flow run"),
+            )
+        return False
+
+    def _canceled_in_prefect(self, item: runs_repo.ClaimedItem, plan: RunPlan) -> None:
+        with session_scope() as session:
+            runs_repo.finish_run(
+                session,
+                run=plan.run,
+                status="canceled",
+                error={"message": "canceled from Prefect"},
+            )
+            runs_repo.abandon_unfinished_steps(session, run_id=plan.run.id, message="canceled")
+            runs_repo.finish_outbox(session, outbox_id=item.outbox_id)
+
+    async def _cancel_flow_run(self, flow_run_id: str) -> None:
+        assert self.client is not None
+        try:
+            flow_run = await self.client.read_flow_run(UUID(flow_run_id))
+        except Exception:  # noqa: BLE001
+            return
+        if flow_run.state is None or not flow_run.state.is_final():
+            await self._set_prefect_state(flow_run.id, Cancelled(message="canceled in Orbin"))
 
     async def _create_flow_run(self, plan: RunPlan) -> Any:
         assert self.client is not None and self.setup is not None
@@ -344,17 +538,29 @@ class Worker:
     # --- upkeep: leases, lost workers, long delays, cancellations, heartbeats -----------
 
     async def _maintenance_loop(self) -> None:
+        # Leases are renewed three times per lease period, so a live worker never looks dead.
+        lease_s = self.lease_ms / 1000
+        renew_every = max(0.2, min(5.0, lease_s / 3))
+        recover_every = max(0.5, min(5.0, lease_s / 2))
+        loop = asyncio.get_running_loop()
+        next_renew = next_recover = loop.time()
+        next_heartbeat = loop.time() + 1
         ticks = 0
         while True:
-            await asyncio.sleep(1.0)
-            ticks += 1
+            await asyncio.sleep(min(1.0, renew_every))
             try:
                 await self._cancellations()
-                if ticks % 5 == 0:
+                now = loop.time()
+                if now >= next_renew:
+                    next_renew = now + renew_every
                     await asyncio.to_thread(self._renew_leases)
+                if now >= next_recover:
+                    next_recover = now + recover_every
                     await asyncio.to_thread(self._recover)
-                if ticks % 30 == 1:
+                if now >= next_heartbeat:
+                    next_heartbeat = now + 30
                     await self._heartbeats()
+                ticks += 1
                 await schedules.tick(self, ticks)  # schedule triggers (orbin_flows/schedules.py)
             except Exception:
                 log.exception("maintenance step failed")
@@ -364,17 +570,31 @@ class Worker:
             runs_repo.renew_leases(
                 session, worker_id=self.worker_id, run_ids=list(self.active), lease_ms=self.lease_ms
             )
+            lost = runs_repo.read_runs_taken_over(
+                session, worker_id=self.worker_id, run_ids=list(self.flow_runs)
+            )
+        for run_id in lost:
+            executor = EXECUTORS.get(run_id)
+            task = self.active.get(run_id)
+            if executor is not None and task is not None and not task.done():
+                log.warning("run %s was taken over by another worker; stopping here", run_id)
+                executor.lost = True
+                task.get_loop().call_soon_threadsafe(task.cancel)
 
     def _recover(self) -> None:
+        """Requeue runs whose worker died (lease expired) and suspended runs that are due.
+
+        Every worker does this; the conditional update in ``requeue_run`` lets one of them
+        win each run. The new worker marks the dead one's flow run Crashed (``_continue``)."""
         with session_scope() as session:
             for run in runs_repo.read_orphaned_runs(session, grace_ms=self.lease_ms):
-                if run.id not in self.active:
+                if run.id not in self.active and runs_repo.requeue_run(session, run=run):
                     log.warning(
                         "run %s lost its worker %s; running it again", run.id, run.worker_id
                     )
-                    runs_repo.requeue_run(session, run=run)
             for run in runs_repo.read_due_suspended_runs(session):
-                runs_repo.requeue_run(session, run=run)
+                if runs_repo.requeue_run(session, run=run):
+                    log.info("run %s resumes after its delay", run.id)
 
     async def _cancellations(self) -> None:
         if not self.active:

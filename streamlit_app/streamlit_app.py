@@ -1,11 +1,19 @@
-"""Orbin's dashboard: a router over the pages in app_pages/."""
+"""The dashboard server: Streamlit (router.py) behind Orbin's sign-in gate.
 
-import streamlit as st
+Run it with ``streamlit run streamlit_app/streamlit_app.py`` (``orbin up`` does): Streamlit
+finds the ``app`` below and serves it with uvicorn, sign-in routes and gate included.
+"""
 
-st.set_page_config(page_title="Orbin", layout="wide")
+from pathlib import Path
 
-if "auth_user_id" not in st.session_state:
-    page = st.navigation([st.Page("app_pages/login.py", title="Sign in")], position="hidden")
-else:
-    page = st.navigation({"Orbin": [st.Page("app_pages/runs.py", title="Runs", default=True)]})
-page.run()
+if __name__ == "streamlit_app":
+    # `streamlit run` puts this folder first on sys.path and imports this file as the
+    # top-level module `streamlit_app`, shadowing the package of the same name. Giving the
+    # module the package's path keeps `streamlit_app.<module>` imports working.
+    __path__ = [str(Path(__file__).parent)]
+
+import streamlit as st  # noqa: E402
+
+from streamlit_app.server import middleware, routes  # noqa: E402
+
+app = st.App(Path(__file__).with_name("router.py"), routes=routes(), middleware=middleware())

@@ -30,9 +30,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     max_json_depth: int = 32
     max_batch_events: int = 100
+    trigger_cache_seconds: float = Field(
+        default=1.0, description="How long ingestion remembers which workflows an event starts"
+    )
     worker_concurrency: int = 32
     worker_poll_seconds: float = 0.5
     worker_lease_seconds: int = 30
+    # Delays up to this long wait on the worker; longer ones suspend the run (no slot held).
+    inline_delay_seconds: float = 30.0
     log_level: str = "INFO"
     # Live streams (GET /v1/stream): the change log kept for resuming clients, the SQLite
     # tail's poll interval, and the heartbeat comment's period.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, Engine, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tenancy.config import get_settings
@@ -55,6 +57,35 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only if it sat idle a while.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, a quarter of a small ingest
+    transaction; a connection used moments ago is alive. A connection that dies anyway
+    fails its statement, and SQLAlchemy then drops the pool's connections.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["orbin_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("orbin_idle_since")
+        if since is None or time.monotonic() - since < _PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise DisconnectionError("stale pooled connection") from exc
+
+
 def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().resolved_database_url
     with _lock:
@@ -70,9 +101,8 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             _configure_sqlite(engine)
         else:
-            engine = create_engine(
-                url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_recycle=1800
-            )
+            engine = create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
+            _ping_when_idle(engine)
         _engines[url] = engine
         return engine
 

@@ -120,6 +120,15 @@ class _PrincipalCache:
 _cache = _PrincipalCache()
 
 
+def cached_principal(plaintext: str) -> Principal | None:
+    """The principal of a key authenticated in the last few seconds, without the database."""
+    cached = _cache.get(hash_key(plaintext.strip()))
+    if cached is None:
+        return None
+    principal, expires_at = cached
+    return principal if expires_at is None or expires_at > now_ms() else None
+
+
 def authenticate_api_key(session: Session, plaintext: str | None) -> Principal:
     if not plaintext:
         raise Unauthenticated("missing API key: send it in the x-api-key header")

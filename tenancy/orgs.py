@@ -151,3 +151,10 @@ def user_principal(session: Session, *, user_id: str, organization_id: str) -> P
         user_id=user_id,
         role=member.role,
     )
+
+
+def read_user(session: Session, *, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user

@@ -99,36 +99,39 @@ class Recorder:
 
     def finish_step(
         self,
-        rec: StepRecord,
+        rec: Any,
         *,
         status: str,
         output: Any = None,
         error: dict[str, Any] | None = None,
         next_retry_at: int | None = None,
     ) -> None:
+        """``rec``: a StepRecord, or a StepExecution row read earlier."""
         now = now_ms()
+        rec_id, org, step_id, attempt = rec.id, rec.organization_id, rec.step_id, rec.attempt
+        run_id = getattr(rec, "run_id", None) or rec.workflow_run_id
         values = {
             "status": status,
             "output": output,
             "error": error,
             "next_retry_at": next_retry_at,
             "completed_at": now,
-            "duration_ms": now - rec.started_at,
+            "duration_ms": now - (rec.started_at or now),
         }
 
         def op(session: Session) -> None:
             session.execute(
-                update(StepExecution).where(StepExecution.id == rec.id).values(**values)
+                update(StepExecution).where(StepExecution.id == rec_id).values(**values)
             )
             publish_change(
                 session,
-                organization_id=rec.organization_id,
+                organization_id=org,
                 kind="step",
-                obj_id=rec.id,
-                runId=rec.run_id,
-                stepId=rec.step_id,
+                obj_id=rec_id,
+                runId=run_id,
+                stepId=step_id,
                 status=status,
-                attempt=rec.attempt,
+                attempt=attempt,
             )
 
         self.submit(op)

@@ -49,7 +49,7 @@ def insert_workflow(
         status=spec.get("status") or "draft",
         version=1,
         code_hash=spec_hash(spec),
-        entrypoint=entrypoint,
+        entrypoint=entrypoint or spec.get("deployment"),
         created_by=created_by,
         updated_by=created_by,
     )
@@ -92,6 +92,7 @@ def save_workflow_version(
     if spec.get("status"):
         workflow.status = spec["status"]
     workflow.code_hash = spec_hash(spec)
+    workflow.entrypoint = spec.get("deployment")
     workflow.updated_by = updated_by
     session.add(
         WorkflowVersion(

@@ -87,7 +87,9 @@ def make_org(database: str):
     from tenancy.keys import create_api_key
     from tenancy.orgs import create_organization
 
-    def make(slug: str, plan: str = "free", key_type: str = "secret", permissions=None) -> OrgWithKey:
+    def make(
+        slug: str, plan: str = "free", key_type: str = "secret", permissions=None
+    ) -> OrgWithKey:
         with session_scope() as session:
             org = create_organization(session, name=slug.title(), slug=slug, plan=plan)
             key = create_api_key(
@@ -107,3 +109,40 @@ def api(database: str):
 
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         yield client
+
+
+# --- the whole platform (`orbin up`), once per backend and test session --------------------
+# Shared by tests/integration and tests/e2e, so a run of both starts each platform once.
+
+
+@pytest.fixture(scope="session")
+def platform_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Platform]:
+    p = services.start_platform(tmp_path_factory.mktemp("orbin-sqlite"))
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def platform_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Platform]:
+    require_postgres()
+    orbin_db = services.create_pg_database("orbin_it")
+    prefect_db = services.create_pg_database("prefect_it")
+    p = services.start_platform(
+        tmp_path_factory.mktemp("orbin-pg"),
+        database_url=services.pg_url(orbin_db),
+        prefect_database_url=services.pg_url(prefect_db, driver="asyncpg"),
+    )
+    try:
+        yield p
+    finally:
+        p.stop()
+        services.drop_pg_database(orbin_db)
+        services.drop_pg_database(prefect_db)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def platform(request: pytest.FixtureRequest) -> services.Platform:
+    name = "platform_sqlite" if request.param == "sqlite" else "platform_pg"
+    return request.getfixturevalue(name)

@@ -1,26 +1,44 @@
-"""Event ingestion: ``POST /v1/events`` and the PRD's ``POST /api/webhooks/ingest``."""
+"""Event ingestion: ``POST /v1/events``, ``POST /v1/events/batch`` and the PRD's
+``POST /api/webhooks/ingest``.
+
+Ingestion answers once the event, its runs and their outbox items are committed; it never
+waits on Prefect. The caller was authenticated and rate-limited by the middleware.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ingest_api.body import read_json
 from ingest_api.deps import Allowed, SessionDep
-from ingest_api.errors import validation_details
-from ingest_api.schemas.events import EventAccepted, EventIn, EventPublic, EventsPage
+from ingest_api.errors import ApiError, error_body, validation_details
+from ingest_api.ratelimit import request_principal
+from ingest_api.schemas.events import (
+    BatchAccepted,
+    BatchEventIn,
+    BatchIn,
+    EventAccepted,
+    EventIn,
+    EventPublic,
+    EventsPage,
+)
 from ingest_api.schemas.runs import RunPublic
-from orbin_flows.ingest import ingest_event
+from orbin_flows.ingest import IngestResult, NewEvent, ingest_event, ingest_events
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
+from tenancy.config import get_settings
 from tenancy.db import session_scope
-from tenancy.errors import InvalidInput
+from tenancy.errors import Conflict, InvalidInput, LimitExceeded, OrbinError
 from tenancy.keys import authenticate_api_key
+from tenancy.principal import Principal
 
 router = APIRouter(tags=["events"])
+_BATCH_EVENTS = TypeAdapter(list[BatchEventIn])
 
 _BODY_DOC = {
     "requestBody": {
@@ -28,46 +46,101 @@ _BODY_DOC = {
         "content": {"application/json": {"schema": EventIn.model_json_schema()}},
     }
 }
+_BATCH_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": BatchIn.model_json_schema()}},
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not valid JSON"},
+    401: {"description": "Missing or wrong API key"},
+    403: {"description": "The key may not ingest events"},
+    413: {"description": "The body is larger than ORBIN_MAX_BODY_BYTES (1 MiB by default)"},
+    415: {"description": "The body is not application/json"},
+    422: {"description": "The event is invalid; the error names the field"},
+    429: {"description": "Rate limit (Retry-After) or monthly execution limit"},
+}
+
+
+def _json(content: Any, status: int) -> Response:
+    return Response(orjson.dumps(content), status, media_type="application/json")
+
+
+def _invalid(exc: ValidationError, prefix: str = "invalid event") -> InvalidInput:
+    details = validation_details(list(exc.errors()))
+    return InvalidInput(
+        prefix + ": " + "; ".join(f"{d['field']}: {d['message']}" for d in details[:5]),
+        details=details,
+    )
 
 
 def parse_event(value: Any) -> EventIn:
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            "the body must be a JSON object with type, source and data",
+            details=[{"field": "body", "message": "expected an object"}],
+        )
     try:
         return EventIn.model_validate(value)
     except ValidationError as exc:
-        details = validation_details(list(exc.errors()))
+        raise _invalid(exc) from exc
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and not (1 <= len(key) <= 200):
         raise InvalidInput(
-            "invalid event: " + "; ".join(f"{d['field']}: {d['message']}" for d in details[:5]),
-            details=details,
-        ) from exc
+            "x-idempotency-key must be 1 to 200 characters",
+            details=[{"field": "x-idempotency-key"}],
+        )
 
 
-def _ingest(api_key: str | None, event: EventIn, idempotency_key: str | None) -> dict[str, Any]:
+def _authenticate(key: str | None) -> Principal:
     with session_scope() as session:
-        principal = authenticate_api_key(session, api_key)
+        return authenticate_api_key(session, key)
+
+
+async def ingesting_principal(request: Request) -> Principal:
+    """The caller, checked before the body is read: 401 without a key, 403 without the right."""
+    principal = request_principal(request.state)
+    if principal is None:  # the middleware saw no key
+        principal = await run_in_threadpool(_authenticate, request.headers.get("x-api-key"))
+    principal.require("events:write")
+    return principal
+
+
+def _ingest_one(principal: Principal, event: EventIn, key: str | None) -> dict[str, Any]:
+    with session_scope() as session:
         result = ingest_event(
             session,
             principal,
             event_type=event.type,
             source=event.source,
             data=event.data,
-            idempotency_key=idempotency_key,
+            idempotency_key=key,
         )
     result.raise_failure()  # committed as a dead letter first
     return result.answer()
 
 
-async def _post_event(request: Request, api_key: str | None, idempotency_key: str | None) -> Any:
-    if not api_key:
-        with session_scope() as session:  # the same 401 as any bad key
-            authenticate_api_key(session, None)
+async def _post_event(request: Request, idempotency_key: str | None, source: str) -> Response:
+    principal = await ingesting_principal(request)
     body = await read_json(request)
+    if isinstance(body, dict) and "source" not in body:
+        body = {**body, "source": source}
     event = parse_event(body)
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
-        raise InvalidInput(
-            "x-idempotency-key must be 1 to 200 characters",
-            details=[{"field": "x-idempotency-key"}],
-        )
-    return await run_in_threadpool(_ingest, api_key, event, idempotency_key)
+    _check_idempotency_key(idempotency_key)
+    answer = await run_in_threadpool(_ingest_one, principal, event, idempotency_key)
+    return _json(answer, 202)
+
+
+_IDEMPOTENCY_DOC = (
+    "The same ``x-idempotency-key`` with the same event returns the original answer (same "
+    "eventId and runIds) and starts nothing, however many times and however concurrently it "
+    "is sent. The same key with a different event (type, source or data) is refused with "
+    "409 ``conflict`` naming the original eventId: the original is kept, and nothing is "
+    "silently dropped."
+)
 
 
 @router.post(
@@ -75,19 +148,17 @@ async def _post_event(request: Request, api_key: str | None, idempotency_key: st
     status_code=202,
     response_model=EventAccepted,
     openapi_extra=_BODY_DOC,
+    responses={**_ERRORS, 409: {"description": "The idempotency key was used for another event"}},
     summary="Ingest an event",
+    description="Store the event and start every active workflow whose event trigger "
+    "matches. The answer is sent once the event is committed.\n\n" + _IDEMPOTENCY_DOC,
 )
 async def post_event(
     request: Request,
     x_api_key: Annotated[str | None, Header()] = None,
     x_idempotency_key: Annotated[str | None, Header()] = None,
-) -> Any:
-    """Store the event and start every active workflow whose event trigger matches.
-
-    The answer is sent once the event is committed. The same ``x-idempotency-key`` returns
-    the original answer and starts nothing new.
-    """
-    return await _post_event(request, x_api_key, x_idempotency_key)
+) -> Response:
+    return await _post_event(request, x_idempotency_key, "api")
 
 
 @router.post(
@@ -95,14 +166,128 @@ async def post_event(
     status_code=202,
     response_model=EventAccepted,
     openapi_extra=_BODY_DOC,
+    responses={**_ERRORS, 409: {"description": "The idempotency key was used for another event"}},
     summary="Ingest an event (the PRD's path)",
+    description="As ``POST /v1/events``; ``source`` defaults to ``webhook``.\n\n"
+    + _IDEMPOTENCY_DOC,
 )
 async def post_webhook_ingest(
     request: Request,
     x_api_key: Annotated[str | None, Header()] = None,
     x_idempotency_key: Annotated[str | None, Header()] = None,
-) -> Any:
-    return await _post_event(request, x_api_key, x_idempotency_key)
+) -> Response:
+    return await _post_event(request, x_idempotency_key, "webhook")
+
+
+def _parse_batch(body: Any, max_events: int) -> list[BatchEventIn | InvalidInput]:
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            'the body must be a JSON object {"events": [...]}',
+            details=[{"field": "body", "message": "expected an object"}],
+        )
+    extra = sorted(set(body) - {"events"})
+    if extra:
+        raise InvalidInput(
+            f"unknown field(s): {', '.join(map(str, extra))}",
+            details=[{"field": f, "message": "Extra inputs are not permitted"} for f in extra],
+        )
+    events = body.get("events")
+    if not isinstance(events, list):
+        raise InvalidInput(
+            "events must be a list of events", details=[{"field": "events", "message": "list"}]
+        )
+    if not events:
+        raise InvalidInput("events is empty", details=[{"field": "events"}])
+    if len(events) > max_events:
+        raise ApiError(
+            413,
+            "too_many_events",
+            f"a batch holds at most {max_events} events (got {len(events)}); split it",
+            [{"field": "events", "maxItems": max_events}],
+        )
+    try:  # all at once; event by event only to tell which are invalid
+        return list(_BATCH_EVENTS.validate_python(events))
+    except ValidationError:
+        pass
+    out: list[BatchEventIn | InvalidInput] = []
+    for item in events:
+        try:
+            out.append(BatchEventIn.model_validate(item))
+        except ValidationError as exc:
+            out.append(_invalid(exc))
+    return out
+
+
+def _item(index: int, outcome: IngestResult | OrbinError) -> dict[str, Any]:
+    if isinstance(outcome, IngestResult):
+        return {
+            "index": index,
+            "status": 202,
+            "eventId": outcome.event_id,
+            "runIds": outcome.run_ids,
+        }
+    status = {Conflict: 409, InvalidInput: 422, LimitExceeded: 429}.get(type(outcome), 422)
+    item: dict[str, Any] = {"index": index, "status": status}
+    if isinstance(outcome, Conflict) and outcome.details:
+        item["eventId"] = outcome.details[0].get("eventId")
+    item["error"] = error_body(outcome.code, outcome.message, outcome.details)["error"]
+    return item
+
+
+def _ingest_batch(principal: Principal, events: list[NewEvent]) -> list[IngestResult | OrbinError]:
+    with session_scope() as session:
+        return ingest_events(session, principal, events)
+
+
+@router.post(
+    "/v1/events/batch",
+    response_model=BatchAccepted,
+    status_code=202,
+    openapi_extra=_BATCH_DOC,
+    responses={
+        **_ERRORS,
+        207: {"model": BatchAccepted, "description": "Some events were not accepted"},
+        413: {"description": "More events than ORBIN_MAX_BATCH_EVENTS, or the body too large"},
+    },
+    summary="Ingest up to ORBIN_MAX_BATCH_EVENTS events at once",
+)
+async def post_events_batch(
+    request: Request,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Ingest many events in one call and one transaction; each is answered on its own.
+
+    Body: ``{"events": [{"type", "source"?, "data"?, "idempotencyKey"?}, ...]}`` with at
+    most ``ORBIN_MAX_BATCH_EVENTS`` events (100 by default; more is a 413). The answer is
+    ``{"results": [{"index", "status", "eventId", "runIds"} | {"index", "status", "error"}]}``
+    in the order sent, where status is 202 (accepted, or an idempotent repeat), 409 (the
+    idempotency key was used for a different event; eventId names it), 422 (the event is
+    invalid; the error names the field) or 429 (the monthly execution limit refused its
+    runs). One bad event never rejects the others. The whole answer is **202** when every
+    event was accepted and **207** (Multi-Status) otherwise. A batch counts as one request
+    against the rate limit.
+    """
+    principal = await ingesting_principal(request)
+    if request.headers.get("x-idempotency-key") is not None:
+        raise InvalidInput(
+            "a batch takes an idempotencyKey per event, not the x-idempotency-key header",
+            details=[{"field": "x-idempotency-key"}],
+        )
+    body = await read_json(request)
+    parsed = _parse_batch(body, get_settings().max_batch_events)
+    valid = [(i, p) for i, p in enumerate(parsed) if isinstance(p, BatchEventIn)]
+    outcomes = await run_in_threadpool(
+        _ingest_batch,
+        principal,
+        [NewEvent(p.type, p.source, p.data, p.idempotencyKey) for _, p in valid],
+    )
+    results: list[dict[str, Any]] = [
+        _item(i, p) for i, p in enumerate(parsed) if isinstance(p, InvalidInput)
+    ]
+    results += [_item(i, o) for (i, _), o in zip(valid, outcomes, strict=True)]
+    results.sort(key=lambda r: r["index"])
+    status = 202 if all(r["status"] == 202 for r in results) else 207
+    return _json({"results": results}, status)
 
 
 EventStatus = Literal["pending", "processed", "failed", "discarded"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from ingest_api.body import read_json
 from ingest_api.deps import Allowed, SessionDep
@@ -19,7 +20,6 @@ from ingest_api.schemas.workflows import (
 from orbin_flows import workflows as use_cases
 from orbin_flows.spec import spec_json_schema
 from tenancy import workflows as repo
-from tenancy.db import session_scope
 from tenancy.principal import Principal
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -40,16 +40,26 @@ def get_schema() -> dict[str, Any]:
     return spec_json_schema()
 
 
-def _create(principal: Principal, body: Any) -> WorkflowPublic:
-    with session_scope() as session:
-        return WorkflowPublic.of(use_cases.create_workflow(session, principal, body))
+# The handlers that read a body are async; they use the request's session (the one that
+# authenticated the key) in a thread, never a second one: on SQLite a second writer would wait
+# for the first until it times out.
+
+
+def _create(session: Session, principal: Principal, body: Any) -> WorkflowPublic:
+    return WorkflowPublic.of(use_cases.create_workflow(session, principal, body))
 
 
 @router.post("", status_code=201, response_model=WorkflowPublic, openapi_extra=_SPEC_BODY)
-async def create_workflow(request: Request, principal: Allowed("workflows:write")) -> Any:
-    """Create a workflow from a spec (JSON, or YAML with ``content-type: application/yaml``)."""
+async def create_workflow(
+    request: Request, session: SessionDep, principal: Allowed("workflows:write")
+) -> Any:
+    """Create a workflow from a spec (JSON, or YAML with ``content-type: application/yaml``).
+
+    It is a ``draft`` unless the spec sets ``status``. A spec with ``deployment``
+    (``flow-name/deployment-name``) registers a code workflow: a Prefect flow rolled out with
+    ``prefect deploy`` into the organization's work pool."""
     body = await read_json(request, allow_yaml=True)
-    return await run_in_threadpool(_create, principal, body)
+    return await run_in_threadpool(_create, session, principal, body)
 
 
 @router.get("", response_model=WorkflowsPage)
@@ -87,18 +97,17 @@ def get_workflow(
     )
 
 
-def _update(principal: Principal, workflow_id: str, body: Any) -> WorkflowPublic:
-    with session_scope() as session:
-        return WorkflowPublic.of(use_cases.update_workflow(session, principal, workflow_id, body))
+def _update(session: Session, principal: Principal, workflow_id: str, body: Any) -> Any:
+    return WorkflowPublic.of(use_cases.update_workflow(session, principal, workflow_id, body))
 
 
 @router.put("/{workflow_id}", response_model=WorkflowPublic, openapi_extra=_SPEC_BODY)
 async def update_workflow(
-    workflow_id: str, request: Request, principal: Allowed("workflows:write")
+    workflow_id: str, request: Request, session: SessionDep, principal: Allowed("workflows:write")
 ) -> Any:
     """Save a new version; runs already started keep the version they began with."""
     body = await read_json(request, allow_yaml=True)
-    return await run_in_threadpool(_update, principal, workflow_id, body)
+    return await run_in_threadpool(_update, session, principal, workflow_id, body)
 
 
 @router.delete("/{workflow_id}", response_model=WorkflowPublic)
@@ -149,17 +158,18 @@ def rollback(
     return WorkflowPublic.of(use_cases.rollback(session, principal, workflow_id, body.version))
 
 
-def _trigger(principal: Principal, workflow_id: str, payload: Any) -> RunAccepted:
-    with session_scope() as session:
-        run = use_cases.trigger_manually(session, principal, workflow_id, payload)
-        return RunAccepted(runId=run.id, status=run.status)
+def _trigger(session: Session, principal: Principal, workflow_id: str, payload: Any) -> Any:
+    run = use_cases.trigger_manually(session, principal, workflow_id, payload)
+    return RunAccepted(runId=run.id, status=run.status)
 
 
 @router.post("/{workflow_id}/runs", status_code=202, response_model=RunAccepted)
-async def run_workflow(workflow_id: str, request: Request, principal: Allowed("runs:write")) -> Any:
+async def run_workflow(
+    workflow_id: str, request: Request, session: SessionDep, principal: Allowed("runs:write")
+) -> Any:
     """Start a run by hand with a JSON payload (``{"data": {...}}`` or the payload itself)."""
     body: Any = {}
     if request.headers.get("content-length", "0") not in ("0", ""):
         body = await read_json(request)
     payload = body.get("data", body) if isinstance(body, dict) else body
-    return await run_in_threadpool(_trigger, principal, workflow_id, payload)
+    return await run_in_threadpool(_trigger, session, principal, workflow_id, payload)

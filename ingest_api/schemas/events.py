@@ -15,6 +15,33 @@ class EventIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class BatchEventIn(EventIn):
+    idempotencyKey: str | None = Field(  # noqa: N815 - the API's field name
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Like the x-idempotency-key header of a single event",
+    )
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[BatchEventIn]
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int = Field(description="202 accepted, 409 key reused, 422 invalid, 429 monthly limit")
+    eventId: str | None = None
+    runIds: list[str] | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchAccepted(BaseModel):
+    results: list[BatchItemResult]
+
+
 class EventAccepted(BaseModel):
     received: bool = True
     eventId: str

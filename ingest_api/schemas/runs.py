@@ -59,6 +59,7 @@ class RunPublic(BaseModel):
     eventId: str | None = None
     parentRunId: str | None = None
     prefectFlowRunId: str | None = None
+    cancelRequested: bool = False
     startedAt: int | None = None
     completedAt: int | None = None
     durationMs: int | None = None
@@ -78,6 +79,7 @@ class RunPublic(BaseModel):
             eventId=r.event_id,
             parentRunId=r.parent_run_id,
             prefectFlowRunId=r.prefect_flow_run_id,
+            cancelRequested=bool(r.cancel_requested),
             startedAt=r.started_at,
             completedAt=r.completed_at,
             durationMs=r.duration_ms,
@@ -98,3 +100,7 @@ class RunsPage(BaseModel):
 class RunAccepted(BaseModel):
     runId: str
     status: str
+
+
+class ResumeIn(BaseModel):
+    latestVersion: bool = False

@@ -28,6 +28,7 @@ class WorkflowPublic(BaseModel):
     steps: list[dict[str, Any]]
     codeHash: str | None = None
     webhookUrl: str | None = None  # webhook triggers: where to POST (its secret: GET .../webhook)
+    deployment: str | None = None
     createdBy: str | None = None
     updatedBy: str | None = None
     createdAt: int
@@ -46,6 +47,7 @@ class WorkflowPublic(BaseModel):
             steps=w.steps,
             codeHash=w.code_hash,
             webhookUrl=_webhook_url(w),
+            deployment=w.entrypoint,
             createdBy=w.created_by,
             updatedBy=w.updated_by,
             createdAt=w.created_at,

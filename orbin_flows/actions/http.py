@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import json
+import socket
+from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
@@ -15,6 +21,7 @@ from orbin_flows.actions.base import (
     StepContext,
     register,
 )
+from tenancy.config import get_settings
 
 _client: httpx.AsyncClient | None = None
 
@@ -22,8 +29,59 @@ _client: httpx.AsyncClient | None = None
 def client() -> httpx.AsyncClient:
     global _client
     if _client is None:
-        _client = httpx.AsyncClient(follow_redirects=True, limits=httpx.Limits(max_connections=200))
+        _client = httpx.AsyncClient(
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=200),
+            event_hooks={"request": [_refuse_internal]},
+        )
     return _client
+
+
+@lru_cache(maxsize=1)
+def _internal() -> tuple[frozenset[str], int | None]:
+    """The Prefect server's addresses and port: it has no tenant auth, so no step may call
+    it (nor be redirected to it)."""
+    url = urlsplit(get_settings().prefect_api_url)
+    return _addresses(url.hostname or "127.0.0.1"), url.port
+
+
+@lru_cache(maxsize=1024)
+def _addresses(host: str) -> frozenset[str]:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return frozenset()
+    out = {str(info[4][0]) for info in infos}
+    if any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in out):
+        out |= {"127.0.0.1", "::1", "0.0.0.0", "::"}
+    return frozenset(out)
+
+
+async def _refuse_internal(request: httpx.Request) -> None:
+    hosts, port = _internal()
+    if port is None or request.url.port != port:
+        return
+    target = await asyncio.to_thread(_addresses, request.url.host)
+    if target & hosts:
+        raise FatalStepError("this address is internal to Orbin and cannot be called")
+
+
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+
+
+async def _request(config: HttpConfig, kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+    """The answer, read up to MAX_RESPONSE_BYTES: the output is stored with the run."""
+    async with client().stream(config.method, config.url, timeout=config.timeout, **kwargs) as resp:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise FatalStepError(
+                    f"{config.method} {config.url} answered more than {MAX_RESPONSE_BYTES} bytes"
+                )
+            chunks.append(chunk)
+        return resp, b"".join(chunks)
 
 
 class HttpConfig(ActionConfig):
@@ -51,9 +109,7 @@ class Http(Action):
             else:
                 kwargs["content"] = str(config.body)
         try:
-            resp = await client().request(
-                config.method, config.url, timeout=config.timeout, **kwargs
-            )
+            resp, content = await _request(config, kwargs)
         except httpx.TimeoutException as exc:
             raise RetryableStepError(
                 f"{config.method} {config.url} timed out after {config.timeout}s"
@@ -62,9 +118,9 @@ class Http(Action):
             raise RetryableStepError(f"{config.method} {config.url} failed: {exc}") from exc
         body: Any
         try:
-            body = resp.json() if resp.content else None
+            body = json.loads(content) if content else None
         except ValueError:
-            body = resp.text
+            body = content.decode(resp.encoding or "utf-8", errors="replace")
         output = {"status": resp.status_code, "headers": dict(resp.headers), "body": body}
         expected = config.expect_status
         ok = resp.status_code in expected if expected else 200 <= resp.status_code < 300

@@ -71,10 +71,14 @@ def test_wrong_key_is_401_and_other_org_gets_404(platform: Platform) -> None:
     platform.orbin("org", "create", "--slug", slug)
     other = platform.new_key(slug)
     mine = httpx.post(
-        f"{platform.api_url}/v1/events", headers={"x-api-key": platform.demo_key},
+        f"{platform.api_url}/v1/events",
+        headers={"x-api-key": platform.demo_key},
         json={"type": "demo.hello", "data": {}},
     ).json()["runIds"][0]
-    assert httpx.get(f"{platform.api_url}/v1/runs/{mine}", headers={"x-api-key": other}).status_code == 404
+    assert (
+        httpx.get(f"{platform.api_url}/v1/runs/{mine}", headers={"x-api-key": other}).status_code
+        == 404
+    )
     listed = httpx.get(f"{platform.api_url}/v1/runs", headers={"x-api-key": other}).json()
     assert listed["data"] == []
 

@@ -26,13 +26,17 @@ def test_ctrl_c_stops_every_process_and_a_restart_keeps_the_data(tmp_path: Path)
     first = services.start_platform(home)
     assert first.demo_key.startswith("sk_live_") and first.demo_password
     rid = httpx.post(
-        f"{first.api_url}/v1/events", headers={"x-api-key": first.demo_key},
+        f"{first.api_url}/v1/events",
+        headers={"x-api-key": first.demo_key},
         json={"type": "demo.hello", "data": {"name": "Grace"}},
     ).json()["runIds"][0]
     deadline = time.monotonic() + 60
-    while httpx.get(f"{first.api_url}/v1/runs/{rid}", headers={"x-api-key": first.demo_key}).json()[
-        "status"
-    ] != "completed":
+    while (
+        httpx.get(f"{first.api_url}/v1/runs/{rid}", headers={"x-api-key": first.demo_key}).json()[
+            "status"
+        ]
+        != "completed"
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.3)
 

@@ -122,7 +122,9 @@ class PrefectServer:
 
     def start_again(self) -> None:
         """Restart on the same port and database (outage tests)."""
-        self.proc = _spawn_prefect(self.home, self.database_url, int(self.api_url.split(":")[-1].split("/")[0]))
+        self.proc = _spawn_prefect(
+            self.home, self.database_url, int(self.api_url.split(":")[-1].split("/")[0])
+        )
         if not wait_http(self.api_url + "/health", 120, self.proc):
             raise RuntimeError("the Prefect server did not come back")
 
@@ -139,8 +141,21 @@ def _spawn_prefect(home: Path, database_url: str, port: int) -> subprocess.Popen
     )
     log = open(home / "server.log", "ab")  # noqa: SIM115
     return subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -152,7 +167,9 @@ def start_prefect_server(home: Path, database_url: str | None = None) -> Prefect
     api = f"http://127.0.0.1:{port}/api"
     if not wait_http(api + "/health", 180, proc):
         stop_process(proc)
-        raise RuntimeError(f"the Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+        raise RuntimeError(
+            f"the Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}"
+        )
     return PrefectServer(api_url=api, proc=proc, home=home, database_url=db)
 
 
@@ -172,20 +189,39 @@ class Platform:
 
     def orbin(self, *args: str) -> str:
         out = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "orbin"), *args], env=self.env, capture_output=True,
-            text=True, check=True, timeout=120,
+            [str(ROOT / ".venv" / "bin" / "orbin"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         return out.stdout.strip()
 
     def new_key(self, org: str = "demo", type: str = "secret", *extra: str) -> str:
-        return self.orbin("api-key", "create", "--org", org, "--type", type, "--name", f"t-{uuid.uuid4().hex[:6]}", *extra).splitlines()[-1]
+        return self.orbin(
+            "api-key",
+            "create",
+            "--org",
+            org,
+            "--type",
+            type,
+            "--name",
+            f"t-{uuid.uuid4().hex[:6]}",
+            *extra,
+        ).splitlines()[-1]
 
     def stop(self) -> None:
         stop_process(self.proc, grace=15)
 
 
-def start_platform(home: Path, *, database_url: str | None = None,
-                   prefect_database_url: str | None = None, extra_env: dict[str, str] | None = None) -> Platform:
+def start_platform(
+    home: Path,
+    *,
+    database_url: str | None = None,
+    prefect_database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Platform:
     home.mkdir(parents=True, exist_ok=True)
     api_port, dash_port, prefect_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORBIN_", "PREFECT_"))}
@@ -204,8 +240,12 @@ def start_platform(home: Path, *, database_url: str | None = None,
     offset = log_path.stat().st_size if log_path.exists() else 0
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "orbin"), "up"], env=env, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True, cwd=str(ROOT),
+        [str(ROOT / ".venv" / "bin" / "orbin"), "up"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=str(ROOT),
     )
     api = f"http://127.0.0.1:{api_port}"
     if not wait_http(api + "/healthz", 240, proc):
@@ -220,8 +260,13 @@ def start_platform(home: Path, *, database_url: str | None = None,
     pw = re.search(r"Demo login \S+ / (\S+)", text)
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
     return Platform(
-        proc=proc, home=home, api_url=api, prefect_api_url=env["PREFECT_API_URL"],
-        dashboard_url=f"http://127.0.0.1:{dash_port}", env=env,
-        demo_key=key.group(1) if key else "", demo_password=pw.group(1) if pw else "",
+        proc=proc,
+        home=home,
+        api_url=api,
+        prefect_api_url=env["PREFECT_API_URL"],
+        dashboard_url=f"http://127.0.0.1:{dash_port}",
+        env=env,
+        demo_key=key.group(1) if key else "",
+        demo_password=pw.group(1) if pw else "",
         log_path=log_path,
     )

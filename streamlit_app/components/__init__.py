@@ -1,0 +1,1 @@
+"""Reusable pieces of the pages: status badges, formatting, the run timeline."""
