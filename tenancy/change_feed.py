@@ -29,18 +29,20 @@ class Subscription:
     def __init__(self, feed: ChangeFeed, organization_id: str, maxsize: int) -> None:
         self.feed = feed
         self.organization_id = organization_id
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.limit = maxsize
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize + 1)
         self.closed = False
 
     def offer(self, change: dict[str, Any]) -> None:
         if self.closed:
             return
-        try:
-            self.queue.put_nowait(change)
-        except asyncio.QueueFull:
+        if self.queue.qsize() >= self.limit:
+            # Everything queued is still delivered, then the notice (the slot kept for it):
+            # the client resumes with Last-Event-ID right after the last change it got.
             self.feed.unsubscribe(self)
-            self.queue.get_nowait()  # make room for the notice
             self.queue.put_nowait(OVERFLOW)
+            return
+        self.queue.put_nowait(change)
 
     async def get(self) -> dict[str, Any]:
         return await self.queue.get()

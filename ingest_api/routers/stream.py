@@ -5,7 +5,7 @@ Each change is one SSE message: ``id`` is its sequence number, ``event`` its kin
 ``workflowId``, ``runId``, ``stepId``, ``attempt``). A client that reconnects with
 ``Last-Event-ID`` first gets what it missed (kept for ``ORBIN_CHANGE_RETENTION_SECONDS``).
 A comment line is sent every ``ORBIN_STREAM_HEARTBEAT_SECONDS`` to keep proxies from closing
-an idle stream.
+an idle stream; the key is checked again then, and a revoked key's stream ends.
 
 Authenticate with the ``x-api-key`` (or ``Authorization: Bearer``) header, as everywhere: keys
 in URLs end up in logs, so no query parameter is accepted. Browsers' ``EventSource`` cannot
@@ -25,7 +25,9 @@ from fastapi.responses import StreamingResponse
 from ingest_api.deps import CurrentPrincipal
 from tenancy.change_feed import OVERFLOW, ChangeFeed, read_org_changes_after
 from tenancy.config import get_settings
-from tenancy.errors import InvalidInput, PermissionDenied
+from tenancy.db import session_scope
+from tenancy.errors import InvalidInput, PermissionDenied, Unauthenticated
+from tenancy.keys import authenticate_api_key
 from tenancy.principal import Principal
 
 router = APIRouter(tags=["stream"])
@@ -57,6 +59,16 @@ def _kinds(principal: Principal, requested: str | None) -> set[str]:
     return allowed
 
 
+def _still_valid(api_key: str) -> bool:
+    """Checked at each heartbeat: a revoked or expired key's stream ends."""
+    try:
+        with session_scope() as session:
+            authenticate_api_key(session, api_key.strip())
+        return True
+    except Unauthenticated:
+        return False
+
+
 def _message(change: dict[str, Any]) -> str:
     data = {k: v for k, v in change.items() if k not in ("org", "seq")}
     return (
@@ -85,6 +97,7 @@ async def stream(
             raise InvalidInput("Last-Event-ID must be the id of a message of this stream")
         resume = int(last_event_id.strip())
     org = principal.organization_id
+    api_key = request.headers.get("x-api-key") or request.headers.get("authorization", "")[7:]
     feed = _feed(request)
     heartbeat = get_settings().stream_heartbeat_seconds
 
@@ -110,6 +123,9 @@ async def stream(
                 try:
                     change = await asyncio.wait_for(sub.get(), timeout=heartbeat)
                 except TimeoutError:
+                    if not await asyncio.to_thread(_still_valid, api_key):
+                        yield 'event: error\ndata: {"message":"the API key is no longer valid"}\n\n'
+                        return
                     yield ": keep-alive\n\n"
                     continue
                 if change is OVERFLOW:

@@ -25,6 +25,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[object]:
+    # Not session-scoped: sync Playwright keeps an event loop running in this thread while it
+    # is open, and every later asyncio.run() or async test of the session would then fail.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (tests/run.sh does)")
     from playwright.sync_api import expect, sync_playwright

@@ -109,3 +109,57 @@ def test_interval_schedule_runs_through_prefect_and_pausing_stops_it(platform: P
     time.sleep(6)  # three intervals
     after = len(_get(platform, key, "/v1/runs", workflowId=wf_id, limit=200)["data"])
     assert after == before, "a paused schedule starts no run"
+
+    # A new version with another schedule, activated: Prefect's schedule follows.
+    spec["trigger"]["config"] = {"cron": "0 6 * * *", "timezone": "America/New_York"}
+    resp = httpx.put(f"{url}/v1/workflows/{wf_id}", json=spec, headers={"x-api-key": key})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "active"
+    synced = _wait(
+        "the new schedule synced",
+        lambda: (s := _get(platform, key, f"/v1/workflows/{wf_id}/schedule"))["synced"] and s,
+        seconds=30,
+    )
+    assert synced["cron"] == "0 6 * * *" and synced["nextRuns"][0].endswith(("-05:00", "-04:00"))
+    deployment = httpx.get(
+        f"{platform.prefect_api_url}/deployments/{schedule['prefectDeploymentId']}"
+    ).json()
+    assert deployment["paused"] is False
+    [active] = deployment["schedules"]
+    assert active["active"] is True and active["schedule"]["cron"] == "0 6 * * *"
+    assert active["schedule"]["timezone"] == "America/New_York"
+
+
+def test_manual_run_completes_on_the_platform(platform: Platform) -> None:
+    key, url = platform.demo_key, platform.api_url
+    spec = {
+        "name": "By hand",
+        "slug": f"hand-{uuid.uuid4().hex[:6]}",
+        "status": "active",
+        "trigger": {"type": "manual"},
+        "steps": [
+            {
+                "id": "echo",
+                "name": "Echo",
+                "type": "action",
+                "config": {"action": "transform", "output": {"x": "{{ trigger.data.x }}"}},
+            }
+        ],
+    }
+    headers = {"x-api-key": key}
+    wf = httpx.post(f"{url}/v1/workflows", json=spec, headers=headers, timeout=30).json()
+    resp = httpx.post(
+        f"{url}/v1/workflows/{wf['id']}/runs", json={"data": {"x": 7}}, headers=headers
+    )
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["runId"]
+    run = _wait(
+        "the manual run finished",
+        lambda: (
+            (r := _get(platform, key, f"/v1/runs/{run_id}"))["status"] in ("completed", "failed")
+            and r
+        ),
+        seconds=60,
+    )
+    assert run["status"] == "completed" and run["triggerType"] == "manual"
+    assert run["steps"][0]["output"] == {"x": 7}
