@@ -263,7 +263,8 @@ def test_body_size_limit_with_and_without_content_length(api, make_org, monkeypa
 
 def test_changes_are_announced_once_committed(api, make_org, database) -> None:
     """Live views and the worker hear of new events and runs (NOTIFY on PostgreSQL, sent
-    after the commit; the in-process bus on SQLite), and of nothing that was refused."""
+    after the commit; the in-process bus on SQLite); a refused event is announced as the dead
+    letter it became, with no run."""
     import time
 
     from tenancy.changes import CHANGES_CHANNEL, OUTBOX_CHANNEL, local_bus
@@ -288,7 +289,7 @@ def test_changes_are_announced_once_committed(api, make_org, database) -> None:
         assert refused.status_code == 429
         if listener is not None:
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and len(heard) < 3:
+            while time.monotonic() < deadline and len(heard) < 4:
                 for n in listener.notifies(timeout=0.5, stop_after=1):
                     heard.append((n.channel, json.loads(n.payload)))
     finally:
@@ -298,6 +299,6 @@ def test_changes_are_announced_once_committed(api, make_org, database) -> None:
             unsubscribe()
     changes = [p for c, p in heard if c == CHANGES_CHANNEL and p.get("org") == org.id]
     kinds = sorted((p["kind"], p["status"]) for p in changes)
-    assert kinds == [("event", "pending"), ("run", "pending")], heard
+    assert kinds == [("event", "failed"), ("event", "pending"), ("run", "pending")], heard
     assert next(p for p in changes if p["kind"] == "run")["id"] == ok["runIds"][0]
     assert any(c == OUTBOX_CHANNEL for c, _ in heard), "the worker is woken"

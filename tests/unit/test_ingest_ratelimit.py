@@ -67,8 +67,10 @@ def test_organization_limit_spans_its_keys(api, make_org) -> None:
     other = make_org("free3")
     for _ in range(100):
         assert _post(api, other.key).status_code == 202
-    for _ in range(50):
-        assert _post(api, other.key).status_code == 429
+    codes = [_post(api, other.key).status_code for _ in range(50)]
+    # The sliding window weighs the previous minute down as time passes: on a slow machine a
+    # minute boundary crossed mid-burst may let a few more through, never the burst.
+    assert set(codes) <= {202, 429} and codes.count(429) >= 45, codes
 
 
 def _app_client(redis_url: str | None):
