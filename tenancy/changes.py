@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -135,12 +136,13 @@ def publish_many(session: Session, items: list[tuple[str, dict[str, Any]]]) -> N
 class _Notifier:
     """Sends this process's after-commit notifications from one thread and connection.
 
-    Whatever is queued while a statement is on its way goes in the next one: one round trip
-    per burst instead of one (plus a pool checkout) per transaction. The thread and its
+    Changes are gathered for a few milliseconds and sent together: one round trip per
+    burst instead of one (plus a pool checkout) per transaction. The thread and its
     connection go away after a quiet half minute and come back with the next change.
     """
 
     IDLE_SECONDS = 30.0
+    GATHER_SECONDS = 0.005
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -166,6 +168,8 @@ class _Notifier:
                     if not self.items:
                         self.running = False
                         return
+                time.sleep(self.GATHER_SECONDS)
+                with self.cond:
                     items, self.items = self.items, []
                 try:
                     if conn is None:

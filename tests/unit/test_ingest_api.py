@@ -302,3 +302,22 @@ def test_changes_are_announced_once_committed(api, make_org, database) -> None:
     assert kinds == [("event", "failed"), ("event", "pending"), ("run", "pending")], heard
     assert next(p for p in changes if p["kind"] == "run")["id"] == ok["runIds"][0]
     assert any(c == OUTBOX_CHANNEL for c, _ in heard), "the worker is woken"
+
+
+def test_a_workflow_activated_meanwhile_starts_with_the_next_event(api, make_org) -> None:
+    """Ingestion remembers which workflows an event type starts, but forgets it the moment a
+    workflow of the organization changes in this process."""
+    from orbin_flows.workflows import set_status
+    from tenancy.db import session_scope
+    from tenancy.principal import system_principal
+
+    org = make_org("fresh")
+    h = {"x-api-key": org.key}
+    assert api.post("/v1/events", headers=h, json={"type": "late.bloomer"}).json()["runIds"] == []
+    wf = active_workflow(org.id, "late.bloomer")
+    assert (
+        len(api.post("/v1/events", headers=h, json={"type": "late.bloomer"}).json()["runIds"]) == 1
+    )
+    with session_scope() as session:
+        set_status(session, system_principal(org.id, org.slug), wf, "paused")
+    assert api.post("/v1/events", headers=h, json={"type": "late.bloomer"}).json()["runIds"] == []
