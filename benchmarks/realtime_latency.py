@@ -3,7 +3,7 @@ client of ``GET /v1/stream``, p50/p95/p99 in ms (PRD target: < 50 ms p95).
 
 For each backend (PostgreSQL when it answers, and SQLite) the API runs as its own process
 (``orbin api``), as in production; this process writes the changes, as the worker does, with
-the service layer's own functions (``mark_run_running`` / ``finish_run``, one commit each),
+the service layer's own function (``create_run``: a new pending run, one commit each),
 and reads the stream with 1 and with ``--fanout`` clients. The clock starts just before COMMIT.
 
 Baselines, without the API:
@@ -60,9 +60,8 @@ def configure(home: Path, url: str) -> None:
 
 
 def seed() -> tuple[str, str]:
-    """An organization, its secret key and one run; returns (key, run id)."""
+    """An organization, its secret key and a workflow; returns (key, workflow id)."""
     from orbin_flows.workflows import create_workflow
-    from tenancy import runs as runs_repo
     from tenancy.db import session_scope
     from tenancy.keys import create_api_key
     from tenancy.migrate import upgrade
@@ -75,26 +74,27 @@ def seed() -> tuple[str, str]:
         key = create_api_key(session, organization_id=org.id, name="bench", type="secret")
         spec = {"name": "B", "slug": "b", "trigger": {"type": "manual"}, "steps": []}
         wf = create_workflow(session, system_principal(org.id, org.slug), spec)
-        run = runs_repo.create_run(
-            session, organization_id=org.id, workflow=wf, trigger_type="manual", trigger_data={}
-        )
-        return key.plaintext, run.id
+        return key.plaintext, wf.id
 
 
-def change(run_id: str, i: int) -> float:
-    """One committed run change; returns the time just before COMMIT."""
+def change(workflow_id: str, i: int) -> float:
+    """One committed run change (a new pending run, as ingestion makes it); returns the time
+    just before COMMIT."""
     from tenancy import runs as runs_repo
     from tenancy.db import session_factory
-    from tenancy.models import WorkflowRun
+    from tenancy.models import Workflow
 
     session = session_factory()()
     try:
-        run = session.get(WorkflowRun, run_id)
-        assert run is not None
-        if i % 2:
-            runs_repo.finish_run(session, run=run, status="completed")
-        else:
-            runs_repo.mark_run_running(session, run=run, worker_id="bench", lease_ms=30_000)
+        wf = session.get(Workflow, workflow_id)
+        assert wf is not None
+        runs_repo.create_run(
+            session,
+            organization_id=wf.organization_id,
+            workflow=wf,
+            trigger_type="manual",
+            trigger_data={"i": i},
+        )
         session.flush()
         t0 = time.perf_counter()
         session.commit()
@@ -156,7 +156,9 @@ class Client:
                     self.changed.set()
 
 
-async def measure_api(base: str, key: str, run_id: str, samples: int, clients: int) -> list[float]:
+async def measure_api(
+    base: str, key: str, workflow_id: str, samples: int, clients: int
+) -> list[float]:
     readers = [Client(f"{base}/v1/stream?kinds=run", key) for _ in range(clients)]
     tasks = [asyncio.create_task(r.run()) for r in readers]
     await asyncio.wait_for(asyncio.gather(*(r.connected.wait() for r in readers)), 30)
@@ -164,7 +166,7 @@ async def measure_api(base: str, key: str, run_id: str, samples: int, clients: i
     try:
         for i in range(samples + 10):
             seen = [len(r.received) for r in readers]
-            t0 = await asyncio.to_thread(change, run_id, i)
+            t0 = await asyncio.to_thread(change, workflow_id, i)
             for r, before in zip(readers, seen, strict=True):
                 while len(r.received) <= before:
                     r.changed.clear()
@@ -222,7 +224,7 @@ async def baseline_notify(url: str, samples: int) -> list[float]:
     return out
 
 
-def baseline_tail(run_id: str, samples: int) -> list[float]:
+def baseline_tail(workflow_id: str, samples: int) -> list[float]:
     from tenancy.changes import latest_change_seq
     from tenancy.config import get_settings
     from tenancy.db import session_scope
@@ -247,7 +249,7 @@ def baseline_tail(run_id: str, samples: int) -> list[float]:
     try:
         for i in range(samples + 10):
             before = len(seen)
-            t0 = change(run_id, i)
+            t0 = change(workflow_id, i)
             deadline = time.monotonic() + 5
             while len(seen) <= before and time.monotonic() < deadline:
                 time.sleep(0.0005)
@@ -275,18 +277,18 @@ def bench_backend(name: str, samples: int, fanout: int) -> None:
         configure(home, url)
         proc = None
         try:
-            key, run_id = seed()
+            key, workflow_id = seed()
             proc, base = start_api(home, url)
             print(f"\n{name}:")
-            one = asyncio.run(measure_api(base, key, run_id, samples, 1))
+            one = asyncio.run(measure_api(base, key, workflow_id, samples, 1))
             print(line("commit -> SSE client (1 client)", one))
-            many = asyncio.run(measure_api(base, key, run_id, max(50, samples // 3), fanout))
+            many = asyncio.run(measure_api(base, key, workflow_id, max(50, samples // 3), fanout))
             print(line(f"commit -> SSE client ({fanout} clients)", many))
             if name == "postgres":
                 raw = asyncio.run(baseline_notify(url, samples))
                 print(line("baseline: raw LISTEN/NOTIFY", raw))
             else:
-                raw = baseline_tail(run_id, samples)
+                raw = baseline_tail(workflow_id, samples)
                 print(line("baseline: raw change-log tail", raw))
         finally:
             if proc is not None:
