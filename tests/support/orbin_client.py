@@ -19,8 +19,14 @@ class Orbin:
         self.prefect = prefect_api_url
 
     def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request; a 429 is waited out as its Retry-After says, as a client should."""
         headers = {"x-api-key": self.key, **kw.pop("headers", {})}
-        return httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kw)
+        for _ in range(10):
+            resp = httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kw)
+            if resp.status_code != 429:
+                return resp
+            time.sleep(min(float(resp.headers.get("retry-after", "1")), 10))
+        return resp
 
     def create(self, spec: dict[str, Any], *, unique: bool = True) -> str:
         spec = {"status": "active", "trigger": {"type": "manual"}, **spec}
