@@ -158,12 +158,13 @@ async def run_bare(api_url: str, rate: float, seconds: float) -> dict:
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            t0 = time.time()
-            fr = await client.create_flow_run(three, parameters={"i": i})
 
-            async def go(fr=fr, t0=t0) -> None:
+            # Each event is created and run by its own task, as concurrent producers would:
+            # creation calls overlap instead of queueing behind one another.
+            async def go(i: int = i, t0: float = time.time()) -> None:
+                fr = await client.create_flow_run(three, parameters={"i": i})
                 state = await run_flow_async(
-                    three, flow_run=fr, parameters={"i": fr.parameters["i"]}, return_type="state"
+                    three, flow_run=fr, parameters={"i": i}, return_type="state"
                 )
                 if state.is_completed():
                     done.append((t0, time.time()))
