@@ -211,14 +211,22 @@ def count_pending_outbox(session: Session) -> int:
 def attach_flow_run(
     session: Session, *, run_id: str, flow_run_id: str, worker_id: str, lease_ms: int
 ) -> None:
+    """Record the run's flow run, and this worker's lease unless the run moved on meanwhile.
+
+    The worker records this beside the run's start, not before it: by the time it lands the
+    run may be suspended (a long delay) or finished, and must not look held by this worker.
+    """
+    session.execute(
+        update(WorkflowRun).where(WorkflowRun.id == run_id).values(prefect_flow_run_id=flow_run_id)
+    )
     session.execute(
         update(WorkflowRun)
-        .where(WorkflowRun.id == run_id)
-        .values(
-            prefect_flow_run_id=flow_run_id,
-            worker_id=worker_id,
-            lease_expires_at=now_ms() + lease_ms,
+        .where(
+            WorkflowRun.id == run_id,
+            WorkflowRun.status.in_(("pending", "running")),
+            WorkflowRun.resume_at.is_(None),
         )
+        .values(worker_id=worker_id, lease_expires_at=now_ms() + lease_ms)
     )
 
 
