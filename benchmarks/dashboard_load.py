@@ -9,7 +9,8 @@ streamlit_app/streamlit_app.py`), and drives Debian's headless Chromium:
   page preloads Streamlit's bundle while the visitor types; the benchmark waits for that
   (network idle) before it types, as a person would take longer;
 - reload: loading the runs page again with the browser's cache warm (a returning user);
-- run debugger: opening a run's page by its link (`/run?run=<id>`), warm cache.
+- run debugger: opening a run's page by its link (`/run?run=<id>`), warm cache;
+- for scale, the floor: a bare two-line Streamlit page reloaded the same way on this machine.
 
 No Prefect server is needed: the dashboard only reads Orbin's database.
 
@@ -94,8 +95,12 @@ def seed(runs: int) -> str:
     return newest
 
 
-def start_dashboard(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    entry = ROOT / "streamlit_app" / "streamlit_app.py"
+def start_dashboard(
+    port: int,
+    env: dict[str, str],
+    log: Path,
+    entry: Path = ROOT / "streamlit_app" / "streamlit_app.py",
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(port)]
     cmd += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     return subprocess.Popen(
@@ -124,6 +129,32 @@ def sign_in_once(driver, base: str, profile: Path, newest: str) -> float:
         return time.perf_counter() - t0
     finally:
         context.close()
+
+
+def bare_floor(driver, home: Path, repeat: int) -> list[float]:
+    """Warm reloads of a bare Streamlit page: what Streamlit itself costs here."""
+    script = home / "bare.py"
+    script.write_text('import streamlit as st\nst.title("Runs")\nst.write("ready")\n')
+    port = free_port()
+    proc = start_dashboard(port, dict(os.environ), home / "bare.log", entry=script)
+    try:
+        if not wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60, proc):
+            return []
+        context = driver.chromium.launch_persistent_context(
+            str(home / "profile-bare"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        page = context.new_page()
+        times = []
+        for i in range(repeat + 1):
+            t0 = time.perf_counter()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text("ready").wait_for()
+            if i:  # the first load fills the cache
+                times.append(time.perf_counter() - t0)
+        context.close()
+        return times
+    finally:
+        stop_process(proc)
 
 
 def main() -> None:
@@ -184,6 +215,8 @@ def main() -> None:
                 context.close()
         finally:
             stop_process(proc)
+        with sync_playwright() as driver:
+            floor = bare_floor(driver, home, args.repeat)
 
     def show(label: str, values: list[float]) -> None:
         ms = sorted(v * 1000 for v in values)
@@ -194,11 +227,14 @@ def main() -> None:
         )
 
     backend = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"dashboard load, {args.runs} runs in the org, {backend}, 2-core box")
+    cores, load = os.cpu_count(), os.getloadavg()[0]
+    print(f"dashboard load, {args.runs} runs in the org, {backend}, {cores} cores, load {load:.1f}")
     print(f"{'sign-in -> runs table, first visitor after server start':<58} {first * 1000:6.0f} ms")
     show("sign-in -> runs table, fresh browser profile", fresh)
     show("runs page load, warm browser cache", reloads)
     show("run debugger load (?run=<id>), warm browser cache", details)
+    if floor:
+        show("for scale: a bare Streamlit page, warm browser cache", floor)
     print("PRD target: dashboard load < 1000 ms")
 
 

@@ -92,21 +92,31 @@ class SessionGate:
 
 
 class SignInLimiter:
-    """Attempts per client address and per email, so passwords cannot be guessed at speed."""
+    """Passwords cannot be guessed at speed: attempts per client address, failures per email."""
 
     def __init__(self, storage_url: str) -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
-        self._per_client = parse("30/minute")
-        self._per_email = parse("10/minute")
+        self._per_client = parse("60/minute")
+        self._failures_per_email = parse("10/minute")
 
     def allow(self, client: str, email: str) -> bool:
         try:
             return self._limiter.hit(self._per_client, "signin-client", client) and (
-                self._limiter.hit(self._per_email, "signin-email", email.strip().lower())
+                self._limiter.test(self._failures_per_email, "signin-email", _norm(email))
             )
         except Exception:  # noqa: BLE001 - a limiter outage must not lock everyone out
             log.warning("sign-in rate limiter unavailable", exc_info=True)
             return True
+
+    def failed(self, email: str) -> None:
+        try:
+            self._limiter.hit(self._failures_per_email, "signin-email", _norm(email))
+        except Exception:  # noqa: BLE001
+            log.warning("sign-in rate limiter unavailable", exc_info=True)
+
+
+def _norm(email: str) -> str:
+    return email.strip().lower()[:320]
 
 
 def streamlit_preloads() -> str:
@@ -209,6 +219,7 @@ def routes() -> list[Route]:
         try:
             user = await run_in_threadpool(accounts.sign_in, email, password)
         except Unauthenticated:
+            await run_in_threadpool(limiter.failed, email)
             log.info("dashboard sign-in failed for %s from %s", email[:100], client)
             return respond(
                 request, 401, message="Wrong email or password.", email=email, next_url=next_url

@@ -182,6 +182,8 @@ def test_user_without_an_organization_is_refused(client) -> None:
 
 
 def test_guessing_passwords_is_rate_limited(client, member: str) -> None:
+    for _ in range(12):  # signing in again and again is no guessing
+        assert sign_in(client, member, PASSWORD).status_code == 303
     codes = [sign_in(client, member, f"guess-{i}").status_code for i in range(11)]
     assert codes[:10] == [401] * 10 and codes[10] == 429
     assert sign_in(client, member, PASSWORD).status_code == 429, "even the right one, for now"
