@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from tenancy import runs as runs_repo
 from tenancy.changes import publish_change
 from tenancy.clock import new_id, now_ms
 from tenancy.db import session_scope
@@ -107,34 +108,21 @@ class Recorder:
         next_retry_at: int | None = None,
     ) -> None:
         """``rec``: a StepRecord, or a StepExecution row read earlier."""
-        now = now_ms()
-        rec_id, org, step_id, attempt = rec.id, rec.organization_id, rec.step_id, rec.attempt
-        run_id = getattr(rec, "run_id", None) or rec.workflow_run_id
-        values = {
-            "status": status,
-            "output": output,
-            "error": error,
-            "next_retry_at": next_retry_at,
-            "completed_at": now,
-            "duration_ms": now - (rec.started_at or now),
+        values = runs_repo.step_finish_values(
+            started_at=rec.started_at,
+            status=status,
+            output=output,
+            error=error,
+            next_retry_at=next_retry_at,
+        )
+        ids = {
+            "step_exec_id": rec.id,
+            "organization_id": rec.organization_id,
+            "run_id": getattr(rec, "run_id", None) or rec.workflow_run_id,
+            "step_id": rec.step_id,
+            "attempt": rec.attempt,
         }
-
-        def op(session: Session) -> None:
-            session.execute(
-                update(StepExecution).where(StepExecution.id == rec_id).values(**values)
-            )
-            publish_change(
-                session,
-                organization_id=org,
-                kind="step",
-                obj_id=rec_id,
-                runId=run_id,
-                stepId=step_id,
-                status=status,
-                attempt=attempt,
-            )
-
-        self.submit(op)
+        self.submit(lambda session: runs_repo.write_step_finish(session, values=values, **ids))
 
     # --- the machinery ----------------------------------------------------------------
 

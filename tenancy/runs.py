@@ -370,23 +370,71 @@ def finish_step(
     error: dict[str, Any] | None = None,
     next_retry_at: int | None = None,
 ) -> None:
+    values = step_finish_values(
+        started_at=step.started_at,
+        status=status,
+        output=output,
+        error=error,
+        next_retry_at=next_retry_at,
+    )
+    for name, value in values.items():
+        setattr(step, name, value)
+    write_step_finish(
+        session,
+        step_exec_id=step.id,
+        organization_id=step.organization_id,
+        run_id=step.workflow_run_id,
+        step_id=step.step_id,
+        attempt=step.attempt,
+        values=values,
+    )
+
+
+def step_finish_values(
+    *,
+    started_at: int | None,
+    status: str,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    next_retry_at: int | None = None,
+) -> dict[str, Any]:
+    """The columns an attempt's end sets; taken when it ends, whenever the row is written."""
     now = now_ms()
-    step.status = status
-    step.output = output
-    step.error = error
-    step.next_retry_at = next_retry_at
-    step.completed_at = now
-    step.duration_ms = now - (step.started_at or now)
-    session.merge(step)
+    return {
+        "status": status,
+        "output": output,
+        "error": error,
+        "next_retry_at": next_retry_at,
+        "completed_at": now,
+        "duration_ms": now - (started_at or now),
+    }
+
+
+def write_step_finish(
+    session: Session,
+    *,
+    step_exec_id: str,
+    organization_id: str,
+    run_id: str,
+    step_id: str,
+    attempt: int,
+    values: dict[str, Any],
+) -> None:
+    session.execute(
+        update(StepExecution)
+        .where(StepExecution.id == step_exec_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     publish_change(
         session,
-        organization_id=step.organization_id,
+        organization_id=organization_id,
         kind="step",
-        obj_id=step.id,
-        runId=step.workflow_run_id,
-        stepId=step.step_id,
-        status=status,
-        attempt=step.attempt,
+        obj_id=step_exec_id,
+        runId=run_id,
+        stepId=step_id,
+        status=values["status"],
+        attempt=attempt,
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from ingest_api.deps import Allowed, CurrentPrincipal, SessionDep
-from ingest_api.schemas.events import EventPublic, EventsPage
+from ingest_api.routers.events import list_events
+from ingest_api.schemas.events import EventsPage
 from ingest_api.schemas.replay import Replayed, ReplayedMany, ReplayIn
 from orbin_flows import replay as use_cases
-from tenancy import events as events_repo
 
 router = APIRouter(tags=["events"])
 
@@ -54,23 +54,16 @@ def list_dead_letters(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> EventsPage:
-    rows = events_repo.read_events(
+    return list_events(
         session,
-        organization_id=principal.organization_id,
-        limit=limit + 1,
-        before=cursor,
-        event_type=type,
+        principal,
+        type=type,
         source=source,
         status="failed",
         since=since,
         until=until,
-    )
-    page = rows[:limit]
-    more = len(rows) > limit
-    return EventsPage(
-        data=[EventPublic.of(e) for e in page],
-        nextCursor=page[-1].id if more and page else None,
-        hasMore=more,
+        limit=limit,
+        cursor=cursor,
     )
 
 
