@@ -377,7 +377,7 @@ def breakdown(url: str, home: Path, key: str, n: int = 1500) -> list[tuple[str, 
     import ingest_api.routers.events as events_router
     from ingest_api import create_app
     from ingest_api.ratelimit import RateLimiter
-    from orbin_flows.ingest import IngestResult, NewEvent, ingest
+    from orbin_flows.ingest import IngestResult, NewEvent, ingest, ingest_together
     from tenancy.db import session_scope
     from tenancy.keys import authenticate_api_key
 
@@ -438,15 +438,26 @@ def breakdown(url: str, home: Path, key: str, n: int = 1500) -> list[tuple[str, 
         async def ingest_many() -> None:
             ingest(principal, many)
 
+        group = [(principal, [NewEvent("bench.tick", "bench", {"i": i})]) for i in range(8)]
+
+        async def ingest_group() -> None:
+            ingest_together(group)
+
+        async def no_op(p: Any, evs: Any) -> list[IngestResult]:
+            return [IngestResult("x", [], False, "x")]
+
         await timed("bare FastAPI endpoint (the baseline)", lambda: call(bare))
         await timed("rate limit check, memory (key + organization)", limit)
-        real = events_router.ingest
-        events_router.ingest = lambda p, evs: [IngestResult("x", [], False, "x")]
+        real = events_router.ingest_events
+        events_router.ingest_events = no_op
         try:
             await timed("POST /v1/events with ingestion a no-op (HTTP layer)", lambda: call(app))
         finally:
-            events_router.ingest = real
+            events_router.ingest_events = real
         await timed("ingest() of 1 event (one INSERT, notification)", ingest_one)
+        await timed(
+            "ingest_together() of 8 requests of 1 event (group commit)", ingest_group, n // 8
+        )
         await timed(f"ingest() of {BATCH} events (one INSERT)", ingest_many, max(20, n // 50))
         await timed("POST /v1/events, everything (thread hop included)", lambda: call(app))
 

@@ -11,11 +11,15 @@ event was accepted when it was silently dropped.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from orbin_flows.trigger_cache import TriggerCandidate, trigger_candidates
@@ -30,6 +34,8 @@ from tenancy.errors import Conflict, LimitExceeded, OrbinError
 from tenancy.models import Event, Workflow
 from tenancy.principal import Principal
 from tenancy.usage import reserve_executions
+
+log = logging.getLogger("orbin.ingest")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class NewEvent:
     source: str
     data: Any
     idempotency_key: str | None = None
+    key_id: str | None = None  # the API key that sent it, when not the principal's own
 
     def same_as(self, other: NewEvent) -> bool:
         return (self.type, self.source, self.data) == (other.type, other.source, other.data)
@@ -193,21 +200,163 @@ def _limit_error(event_id: str) -> LimitExceeded:
 
 
 def ingest(principal: Principal, events: Sequence[NewEvent]) -> list[Outcome]:
-    """Ingest events in a unit of work of their own (the API's entry point).
+    """Ingest events in a unit of work of their own; one outcome per event, in order."""
+    return ingest_together([(principal, events)])[0]
 
-    Events that start no run are one INSERT: on PostgreSQL it runs on its own, without
-    BEGIN and COMMIT round trips (the statement is atomic; the reads around it see committed
-    rows). Events that start runs are written in one transaction with their runs.
+
+Request = tuple[Principal, Sequence[NewEvent]]
+
+
+def ingest_together(
+    requests: Sequence[Request], *, connection: Connection | None = None
+) -> list[list[Outcome]]:
+    """Several requests' events in one unit of work; their outcomes, request by request.
+
+    The events of one organization are ingested together (each keeps the key that sent it),
+    as if sent in one batch: a repeated idempotency key is answered like the first.
+
+    Events of one organization that start no run (the common case) are one statement: on
+    PostgreSQL it runs on its own, without BEGIN and COMMIT round trips (it is atomic, and
+    the reads around it see committed rows), on ``connection`` when given (an autocommit
+    connection the caller keeps). Otherwise everything is one transaction, runs included.
     """
-    principal.require("events:write")
-    with session_scope(_single_statement_engine()) as session:
-        candidates = trigger_candidates(
-            session, principal.organization_id, {e.type for e in events}
+    by_org: dict[str, list[int]] = defaultdict(list)
+    for i, (principal, _) in enumerate(requests):
+        principal.require("events:write")
+        by_org[principal.organization_id].append(i)
+    groups = [
+        (
+            requests[members[0]][0],
+            members,
+            [
+                replace(ev, key_id=ev.key_id or requests[i][0].key_id)
+                for i in members
+                for ev in requests[i][1]
+            ],
         )
-        if not any(_matches(e, candidates) for e in events):
-            return ingest_events(session, principal, events, candidates=candidates)
+        for members in by_org.values()
+    ]
+    out: list[list[Outcome]] = [[] for _ in requests]
+
+    def answer(members: list[int], outcomes: list[Outcome]) -> None:
+        it = iter(outcomes)
+        for i in members:
+            out[i] = [next(it) for _ in requests[i][1]]
+
+    candidates: dict[str, dict[str, list[TriggerCandidate]]] = {}
+    with session_scope(connection or _single_statement_engine()) as session:
+        for principal, _, events in groups:
+            org = principal.organization_id
+            candidates[org] = trigger_candidates(session, org, {e.type for e in events})
+        if len(groups) == 1 and not any(_matches(e, candidates[org]) for e in groups[0][2]):
+            principal, members, events = groups[0]
+            answer(members, ingest_events(session, principal, events, candidates=candidates[org]))
+            return out
     with session_scope() as session:
-        return ingest_events(session, principal, events, candidates=candidates)
+        for principal, members, events in groups:
+            org = principal.organization_id
+            answer(members, ingest_events(session, principal, events, candidates=candidates[org]))
+    return out
+
+
+class IngestWriter:
+    """Group commit: the events of concurrent requests are written in one unit of work.
+
+    A request hands its events over (``submit``) and waits for their outcomes. One thread
+    per process takes everything handed over meanwhile (up to ``MAX_EVENTS``) and writes it
+    with ``ingest_together``: for events that start no run, one statement (events and their
+    changes) per batch; otherwise one transaction. A busy API so pays the round trips, the
+    commit and the session once per batch instead of once per request. It never waits to
+    gather: a request that finds the writer idle is written at once, and those that arrive
+    during a write form the next batch. Each outcome is handed back only after its commit,
+    so an answer still means the event is stored. If a batch fails, its requests are written
+    again one by one (the batch was rolled back), so that a bad one fails alone.
+
+    On PostgreSQL the writer keeps one autocommit connection of its own for the single
+    statements (no pool checkout, no isolation level switch per batch).
+    """
+
+    MAX_EVENTS = 500
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[Principal, list[NewEvent], Future[list[Outcome]]]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._conn: Connection | None = None
+
+    def submit(self, principal: Principal, events: Sequence[NewEvent]) -> Future[list[Outcome]]:
+        """Queue events for the next write; the future holds one outcome per event, in order."""
+        principal.require("events:write")
+        done: Future[list[Outcome]] = Future()
+        with self._cond:
+            self._items.append((principal, list(events), done))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="orbin-ingest-writer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return done
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items:
+                    self._cond.wait()
+                take = [self._items.popleft()]
+                count = len(take[0][1])
+                while self._items and count + len(self._items[0][1]) <= self.MAX_EVENTS:
+                    item = self._items.popleft()
+                    count += len(item[1])
+                    take.append(item)
+            self._write(take)
+
+    def _connection(self) -> Connection | None:
+        """The writer's own autocommit connection to the current database (PostgreSQL)."""
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            return None
+        conn = self._conn
+        if conn is not None and (conn.engine is not engine or conn.invalidated or conn.closed):
+            conn.close()
+            conn = self._conn = None
+        if conn is None:
+            conn = self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+            self._conn = None
+
+    def _write(self, take: list[tuple[Principal, list[NewEvent], Future[list[Outcome]]]]) -> None:
+        try:
+            outcomes = ingest_together(
+                [(p, evs) for p, evs, _ in take], connection=self._connection()
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+            self._drop_connection()
+            if len(take) > 1:
+                log.info("a batch of %d ingest requests failed; writing them one by one", len(take))
+                for item in take:
+                    self._write([item])
+                return
+            take[0][2].set_exception(exc)
+            return
+        for (_, _, done), outcome in zip(take, outcomes, strict=True):
+            done.set_result(outcome)
+
+
+_writer = IngestWriter()
+
+
+def ingest_writer() -> IngestWriter:
+    """This process's group-commit writer (see ``IngestWriter``)."""
+    return _writer
 
 
 _engines: dict[int, Engine] = {}
@@ -288,19 +437,20 @@ def ingest_events(
                 "status": "pending" if f.workflows else "processed",
                 "processed_at": None if f.workflows else f.created_at,
                 "run_ids": f.run_ids,
-                "api_key_id": principal.key_id,
+                "api_key_id": f.event.key_id or principal.key_id,
                 "created_at": f.created_at,
             }
             for f in fresh
         ],
     )
     lost = [f for f in fresh if f.pk not in inserted]
-    if lost:  # a concurrent request stored the same key first: answer as it did
+    taken: dict[str, Event | None] = {}  # keys a concurrent request stored first, by key
+    if lost:  # answer as that request did
         winners = events_repo.read_events_by_keys(
             session, organization_id=org, event_ids=[f.event_id for f in lost]
         )
         for f in lost:
-            winner = winners.get(f.event_id)
+            winner = taken[f.event_id] = winners.get(f.event_id)
             outcomes[f.index] = _replay(winner, f.event) if winner else _reused_key(f.event_id)
     fresh = [f for f in fresh if f.pk in inserted]
 
@@ -338,8 +488,8 @@ def ingest_events(
                 }
             )
             notes.append(change(org, "run", run_id, status="pending", workflowId=wf.id))
-        status = "pending" if f.workflows else "processed"
-        notes.append(change(org, "event", f.pk, status=status, type=f.event.type))
+        if f.workflows:  # one that starts none was announced by its insert
+            notes.append(change(org, "event", f.pk, status="pending", type=f.event.type))
         outcomes[f.index] = IngestResult(f.event_id, f.run_ids, False, f.pk)
     runs_repo.insert_runs(session, rows=runs)
     if runs:
@@ -348,11 +498,14 @@ def ingest_events(
 
     for i, ev in enumerate(events):
         if outcomes[i] is None:  # a repeated key within the batch
-            first = first_of_key[ev.idempotency_key or ""]
+            key = ev.idempotency_key or ""
+            first = first_of_key[key]
             earlier = outcomes[first]
-            if not ev.same_as(events[first]):
-                event_id = earlier.event_id if isinstance(earlier, IngestResult) else ""
-                outcomes[i] = _reused_key(event_id)
+            if key in taken:  # the key's owner is another request's event
+                owner = taken[key]
+                outcomes[i] = _replay(owner, ev) if owner else _reused_key(key)
+            elif not ev.same_as(events[first]):
+                outcomes[i] = _reused_key(key)
             elif isinstance(earlier, IngestResult):
                 outcomes[i] = IngestResult(
                     earlier.event_id, earlier.run_ids, True, earlier.event_pk

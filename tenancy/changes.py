@@ -75,32 +75,57 @@ def _pending(session: Session) -> list[tuple[str, dict[str, Any]]]:
 
 
 def notify_body(payload: dict[str, Any]) -> str:
-    body = json.dumps(payload, separators=(",", ":"), default=str)
-    if len(body) > NOTIFY_LIMIT:
+    """The NOTIFY text of a change, cut down to its identity if it would pass the size cap."""
+    body = orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
+    if len(body) > NOTIFY_LIMIT:  # bytes, as PostgreSQL counts them
         keep = ("org", "kind", "id", "status", "seq", "runId", "stepId")
-        body = json.dumps({k: payload[k] for k in keep if k in payload}, default=str)
-    return body
+        body = orjson.dumps({k: payload[k] for k in keep if k in payload}, default=str)
+    return body.decode()
+
+
+# One statement text whatever the number of changes (parsed once, prepared by the server);
+# the rows travel as one JSON document. Sequence values are drawn in the ORDER BY's order, so
+# the returned ids sorted ascending pair with the changes as given.
+_PG_INSERT_CHANGES = (
+    "INSERT INTO change_log (organization_id, kind, payload, created_at) "
+    "SELECT r.e->>0, r.e->>1, r.e->2, %s FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY "
+    "AS r(e, n) ORDER BY r.n RETURNING id"
+)
 
 
 @event.listens_for(Session, "before_commit")
 def _record(session: Session) -> None:
-    """Write the transaction's changes to change_log (one statement) and NOTIFY them."""
-    changes = [p for c, p in session.info.get(_PENDING, ()) if c == CHANGES_CHANNEL]
+    """Write the transaction's changes to change_log, in one statement, and number them.
+
+    A change that already has its ``seq`` was recorded by the statement that made it.
+    """
+    changes = [
+        p for c, p in session.info.get(_PENDING, ()) if c == CHANGES_CHANNEL and "seq" not in p
+    ]
     if not changes:
         return
     now = now_ms()
-    ids = session.scalars(
-        insert(ChangeRecord).returning(ChangeRecord.id, sort_by_parameter_order=True),
-        [
-            {
-                "organization_id": p["org"],
-                "kind": p["kind"],
-                "payload": json.loads(json.dumps(p, default=str)),
-                "created_at": now,
-            }
-            for p in changes
-        ],
-    ).all()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = orjson.dumps(
+            [(p["org"], p["kind"], p) for p in changes],
+            default=str,
+            option=orjson.OPT_NON_STR_KEYS,
+        ).decode()
+        result = session.connection().exec_driver_sql(_PG_INSERT_CHANGES, (now, rows))
+        ids = sorted(row[0] for row in result)
+    else:
+        ids = session.scalars(
+            insert(ChangeRecord).returning(ChangeRecord.id, sort_by_parameter_order=True),
+            [
+                {
+                    "organization_id": p["org"],
+                    "kind": p["kind"],
+                    "payload": json.loads(json.dumps(p, default=str)),
+                    "created_at": now,
+                }
+                for p in changes
+            ],
+        ).all()
     for payload, seq in zip(changes, ids, strict=True):
         payload["seq"] = seq
 
@@ -194,15 +219,17 @@ def _send(conn: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
     conn.exec_driver_sql(_PG_NOTIFY_MANY, (orjson.dumps(rows).decode(),))
 
 
-_notifiers: dict[int, _Notifier] = {}
+_notifiers: dict[str, _Notifier] = {}
 _notifiers_lock = threading.Lock()
 
 
-def _notify_after_commit(engine: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
-    notifier = _notifiers.get(id(engine))
+def _notify_after_commit(bind: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
+    engine = bind.engine  # a connection's, or the engine itself (one notifier per database)
+    key = str(engine.url)
+    notifier = _notifiers.get(key)
     if notifier is None:
         with _notifiers_lock:
-            notifier = _notifiers.setdefault(id(engine), _Notifier(engine))
+            notifier = _notifiers.setdefault(key, _Notifier(engine))
     notifier.put(items)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event, text
+from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -127,9 +127,16 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """One unit of work: commits when the block succeeds, rolls back when it raises."""
-    session = session_factory(engine)()
+def session_scope(engine: Engine | Connection | None = None) -> Iterator[Session]:
+    """One unit of work: commits when the block succeeds, rolls back when it raises.
+
+    ``engine`` may be a connection the caller keeps (it is not closed here).
+    """
+    session = (
+        Session(engine, expire_on_commit=False)
+        if isinstance(engine, Connection)
+        else session_factory(engine)()
+    )
     try:
         yield session
         session.commit()

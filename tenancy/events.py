@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenancy.changes import publish_change
+from tenancy.changes import CHANGES_CHANNEL, change, publish_change, publish_many
 from tenancy.clock import new_id, now_ms
 from tenancy.models import Event
 from tenancy.scoping import get_scoped, scoped
@@ -80,7 +80,11 @@ def read_events_by_keys(
 
 # One statement text whatever the number of rows (parsed once, prepared by the server); the
 # rows travel as one JSON document, encoded by orjson: far cheaper than a parameter per value.
+# The same statement records the change of each inserted event that starts no run (status
+# processed) in change_log: one round trip, and on an autocommit connection no BEGIN or COMMIT
+# either. An event that starts runs is announced by the caller, once its runs are decided.
 _PG_INSERT_EVENTS = (
+    "WITH e AS ("
     "INSERT INTO events (id, organization_id, event_type, event_id, source, payload, status, "
     "run_ids, api_key_id, created_at, processed_at) "
     "SELECT id, organization_id, event_type, event_id, source, payload, status, run_ids, "
@@ -88,30 +92,56 @@ _PG_INSERT_EVENTS = (
     "id varchar, organization_id varchar, event_type varchar, event_id varchar, "
     "source varchar, payload jsonb, status varchar, run_ids jsonb, api_key_id varchar, "
     "created_at bigint, processed_at bigint) "
-    "ON CONFLICT (organization_id, event_id) DO NOTHING RETURNING id"
+    "ON CONFLICT (organization_id, event_id) DO NOTHING "
+    "RETURNING id, organization_id, event_type, status), "
+    "c AS (INSERT INTO change_log (organization_id, kind, payload, created_at) "
+    "SELECT organization_id, 'event', jsonb_build_object('org', organization_id, "
+    "'kind', 'event', 'id', id, 'status', status, 'type', event_type), %s "
+    "FROM e WHERE status = 'processed' ORDER BY id RETURNING id, payload) "
+    "SELECT e.id, c.id, c.payload FROM e LEFT JOIN c ON c.payload->>'id' = e.id"
 )
 
 
 def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert many events with one statement; returns the ids of the rows actually inserted.
+    """Insert many events with one statement and announce each; returns the ids inserted.
 
     A row whose idempotency key another transaction took meanwhile is skipped, not an error
     (``ON CONFLICT DO NOTHING``): on PostgreSQL the statement waits for that transaction, so
     the caller then reads the winner's committed row. Each row carries its organization id.
+    Each inserted event that starts no run (status ``processed``) is announced as a change
+    (``event``, its status and type), on PostgreSQL recorded by the insert itself; the caller
+    announces the others once it knows whether their runs start.
     """
     if not rows:
         return set()
     if session.get_bind().dialect.name == "postgresql":
-        result = session.connection().exec_driver_sql(_PG_INSERT_EVENTS, (json_text(rows),))
-        return {row[0] for row in result}
+        result = session.connection().exec_driver_sql(
+            _PG_INSERT_EVENTS, (json_text(rows), now_ms())
+        )
+        inserted, recorded = set(), []
+        for pk, seq, payload in result:
+            inserted.add(pk)
+            if seq is not None:
+                recorded.append((CHANGES_CHANNEL, {**payload, "seq": seq}))
+        publish_many(session, recorded)
+        return inserted
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = (
         insert(Event)
         .on_conflict_do_nothing(index_elements=["organization_id", "event_id"])
-        .returning(Event.id)
+        .returning(Event.id, Event.organization_id, Event.event_type, Event.status)
     )
-    return set(session.scalars(stmt, rows))
+    inserted = session.execute(stmt, rows).all()
+    publish_many(
+        session,
+        [
+            change(org, "event", pk, status=status, type=type_)
+            for pk, org, type_, status in inserted
+            if status == "processed"
+        ],
+    )
+    return {row[0] for row in inserted}
 
 
 def clear_run_ids(session: Session, *, event_pk: str) -> None:

@@ -7,6 +7,7 @@ waits on Prefect. The caller was authenticated and rate-limited by the middlewar
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 import orjson
@@ -28,7 +29,7 @@ from ingest_api.schemas.events import (
     EventsPage,
 )
 from ingest_api.schemas.runs import RunPublic
-from orbin_flows.ingest import IngestResult, NewEvent, ingest
+from orbin_flows.ingest import IngestResult, NewEvent, Outcome, ingest_writer
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
 from tenancy.config import get_settings
@@ -127,11 +128,10 @@ async def ingesting_principal(request: Request) -> Principal:
     return principal
 
 
-def _ingest_one(principal: Principal, event: EventIn, key: str | None) -> dict[str, Any]:
-    (outcome,) = ingest(principal, [NewEvent(event.type, event.source, event.data, key)])
-    if isinstance(outcome, OrbinError):
-        raise outcome
-    return outcome.answer()
+async def ingest_events(principal: Principal, events: list[NewEvent]) -> list[Outcome]:
+    """Written by this process's group-commit writer with other requests' events; the
+    outcomes come back once they are committed."""
+    return await asyncio.wrap_future(ingest_writer().submit(principal, events))
 
 
 async def _post_event(request: Request, source: str) -> Response:
@@ -142,8 +142,12 @@ async def _post_event(request: Request, source: str) -> Response:
         body = {**body, "source": source}
     event = parse_event(body)
     _check_idempotency_key(idempotency_key)
-    answer = await run_in_threadpool(_ingest_one, principal, event, idempotency_key)
-    return _json(answer, 202)
+    (outcome,) = await ingest_events(
+        principal, [NewEvent(event.type, event.source, event.data, idempotency_key)]
+    )
+    if isinstance(outcome, OrbinError):
+        raise outcome
+    return _json(outcome.answer(), 202)
 
 
 _IDEMPOTENCY_DOC = (
@@ -272,10 +276,12 @@ async def post_events_batch(request: Request) -> Response:
     body = await read_json(request)
     parsed = _parse_batch(body, get_settings().max_batch_events)
     valid = [(i, p) for i, p in enumerate(parsed) if isinstance(p, BatchEventIn)]
-    outcomes = await run_in_threadpool(
-        ingest,
-        principal,
-        [NewEvent(p.type, p.source, p.data, p.idempotencyKey) for _, p in valid],
+    outcomes = (
+        await ingest_events(
+            principal, [NewEvent(p.type, p.source, p.data, p.idempotencyKey) for _, p in valid]
+        )
+        if valid
+        else []
     )
     results: list[dict[str, Any]] = [
         _item(i, p) for i, p in enumerate(parsed) if isinstance(p, InvalidInput)
