@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from ingest_api import errors
@@ -9,8 +13,20 @@ from ingest_api.ratelimit import RateLimitMiddleware
 from ingest_api.routers import events, health, hooks, replay, runs, schedules, stream, workflows
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Everything loaded at startup (some 130,000 objects: the libraries, the routes, the
+    # models) lives as long as the process. Frozen, it is left out of the garbage collector's
+    # full collections, which otherwise stop the process for about 100 ms every few seconds
+    # under load (measured with benchmarks/ingest_throughput.py: the p99 at a fixed rate).
+    gc.collect()
+    gc.freeze()
+    yield
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Orbin API",
         version="1.0.0",
         description="Event ingestion and the REST API of Orbin. Authenticate with `x-api-key`.",

@@ -229,7 +229,9 @@ def ingest_together(
             requests[members[0]][0],
             members,
             [
-                replace(ev, key_id=ev.key_id or requests[i][0].key_id)
+                ev
+                if ev.key_id or requests[i][0].key_id == requests[members[0]][0].key_id
+                else replace(ev, key_id=requests[i][0].key_id)
                 for i in members
                 for ev in requests[i][1]
             ],

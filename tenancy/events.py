@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenancy.changes import CHANGES_CHANNEL, change, publish_change, publish_many
+from tenancy.changes import change, publish_change, publish_many
 from tenancy.clock import new_id, now_ms
 from tenancy.models import Event
 from tenancy.scoping import get_scoped, scoped
@@ -97,8 +97,8 @@ _PG_INSERT_EVENTS = (
     "c AS (INSERT INTO change_log (organization_id, kind, payload, created_at) "
     "SELECT organization_id, 'event', jsonb_build_object('org', organization_id, "
     "'kind', 'event', 'id', id, 'status', status, 'type', event_type), %s "
-    "FROM e WHERE status = 'processed' ORDER BY id RETURNING id, payload) "
-    "SELECT e.id, c.id, c.payload FROM e LEFT JOIN c ON c.payload->>'id' = e.id"
+    "FROM e WHERE status = 'processed' ORDER BY id RETURNING id, payload->>'id' AS event) "
+    "SELECT e.id, c.id FROM e LEFT JOIN c ON c.event = e.id"
 )
 
 
@@ -118,13 +118,23 @@ def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
         result = session.connection().exec_driver_sql(
             _PG_INSERT_EVENTS, (json_text(rows), now_ms())
         )
-        inserted, recorded = set(), []
-        for pk, seq, payload in result:
-            inserted.add(pk)
-            if seq is not None:
-                recorded.append((CHANGES_CHANNEL, {**payload, "seq": seq}))
-        publish_many(session, recorded)
-        return inserted
+        seqs = dict(result.all())
+        publish_many(
+            session,
+            [
+                change(
+                    r["organization_id"],
+                    "event",
+                    r["id"],
+                    status=r["status"],
+                    type=r["event_type"],
+                    seq=seqs[r["id"]],
+                )
+                for r in rows
+                if seqs.get(r["id"]) is not None
+            ],
+        )
+        return set(seqs)
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = (
