@@ -11,7 +11,6 @@ resumes from the change log with its last sequence number.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -117,7 +116,8 @@ class ChangeFeed:
                         self._ready.set()
                     async for note in conn.notifies():
                         try:
-                            self.dispatch(json.loads(note.payload))
+                            for change in changes.read_notification(note.payload):
+                                self.dispatch(change)
                         except ValueError:
                             log.warning("unreadable change notification dropped")
             except (psycopg.Error, OSError) as exc:

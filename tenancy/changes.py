@@ -214,8 +214,38 @@ class _Notifier:
 _PG_NOTIFY_MANY = "SELECT pg_notify(c, p) FROM jsonb_to_recordset(%s::jsonb) AS t(c text, p text)"
 
 
+def notify_payloads(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """What to NOTIFY for these items, in order: changes packed as JSON arrays under the size
+    cap (one notification per burst, not per change), one outbox wake-up however many."""
+    out: list[tuple[str, str]] = []
+    pack: list[bytes] = []
+    size = 2
+    wake: dict[str, Any] | None = None
+    for channel, payload in items:
+        if channel != CHANGES_CHANNEL:
+            wake = payload
+            continue
+        body = notify_body(payload).encode()
+        if pack and size + len(body) + 1 > NOTIFY_LIMIT:
+            out.append((CHANGES_CHANNEL, "[" + b",".join(pack).decode() + "]"))
+            pack, size = [], 2
+        pack.append(body)
+        size += len(body) + 1
+    if pack:
+        out.append((CHANGES_CHANNEL, "[" + b",".join(pack).decode() + "]"))
+    if wake is not None:
+        out.append((OUTBOX_CHANNEL, orjson.dumps(wake, default=str).decode()))
+    return out
+
+
+def read_notification(payload: str) -> list[dict[str, Any]]:
+    """The changes of one notification on ``CHANGES_CHANNEL`` (an array, or one change)."""
+    data = orjson.loads(payload)
+    return data if isinstance(data, list) else [data]
+
+
 def _send(conn: Any, items: list[tuple[str, dict[str, Any]]]) -> None:
-    rows = [{"c": channel, "p": notify_body(payload)} for channel, payload in items]
+    rows = [{"c": channel, "p": body} for channel, body in notify_payloads(items)]
     conn.exec_driver_sql(_PG_NOTIFY_MANY, (orjson.dumps(rows).decode(),))
 
 

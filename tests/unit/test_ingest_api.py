@@ -267,7 +267,7 @@ def test_changes_are_announced_once_committed(api, make_org, database) -> None:
     letter it became, with no run."""
     import time
 
-    from tenancy.changes import CHANGES_CHANNEL, OUTBOX_CHANNEL, local_bus
+    from tenancy.changes import CHANGES_CHANNEL, OUTBOX_CHANNEL, local_bus, read_notification
 
     org = make_org("heard")
     active_workflow(org.id, "job.run")
@@ -291,7 +291,10 @@ def test_changes_are_announced_once_committed(api, make_org, database) -> None:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and len(heard) < 4:
                 for n in listener.notifies(timeout=0.5, stop_after=1):
-                    heard.append((n.channel, json.loads(n.payload)))
+                    if n.channel == CHANGES_CHANNEL:  # changes come packed in arrays
+                        heard += [(n.channel, c) for c in read_notification(n.payload)]
+                    else:
+                        heard.append((n.channel, json.loads(n.payload)))
     finally:
         if listener is not None:
             listener.close()

@@ -198,3 +198,34 @@ def test_each_announced_change_carries_the_number_it_was_recorded_under(
         assert (recorded["kind"], recorded["id"]) == (payload["kind"], payload["id"])
         assert recorded.get("status") == payload.get("status")
     assert len({p["seq"] for p in announced}) == len(announced)
+
+
+def test_changes_are_notified_packed_under_the_size_cap() -> None:
+    """A burst of changes is a few NOTIFYs, each an array of changes under PostgreSQL's
+    8000-byte cap, in order; outbox wake-ups collapse into one; a change too large to send
+    whole is cut down to what identifies it."""
+    from tenancy.changes import (
+        CHANGES_CHANNEL,
+        NOTIFY_LIMIT,
+        OUTBOX_CHANNEL,
+        change,
+        notify_payloads,
+        read_notification,
+    )
+
+    items = [change("org", "event", f"e{i}", status="processed", type="t" * 50) for i in range(300)]
+    items.insert(10, (OUTBOX_CHANNEL, {"runs": 1}))
+    items.append((OUTBOX_CHANNEL, {"runs": 2}))
+    items.append(change("org", "run", "big", status="failed", error="x" * 20_000))
+    sent = notify_payloads(items)
+
+    packs = [body for channel, body in sent if channel == CHANGES_CHANNEL]
+    assert 2 <= len(packs) < 20
+    assert all(len(body.encode()) <= NOTIFY_LIMIT for body in packs)
+    got = [c for body in packs for c in read_notification(body)]
+    assert [c["id"] for c in got] == [f"e{i}" for i in range(300)] + ["big"]
+    assert got[-1] == {"org": "org", "kind": "run", "id": "big", "status": "failed"}
+    assert [(c, b) for c, b in sent if c == OUTBOX_CHANNEL] == [(OUTBOX_CHANNEL, '{"runs":2}')]
+    assert read_notification('{"org":"o","kind":"run","id":"r"}') == [
+        {"org": "o", "kind": "run", "id": "r"}
+    ]
