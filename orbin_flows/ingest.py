@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -68,6 +68,7 @@ class NewEvent:
 
 
 Outcome = IngestResult | OrbinError
+Done = Callable[[list[Outcome] | BaseException], None]
 
 
 @dataclass
@@ -281,15 +282,28 @@ class IngestWriter:
     MAX_EVENTS = 500
 
     def __init__(self) -> None:
-        self._items: deque[tuple[Principal, list[NewEvent], Future[list[Outcome]]]] = deque()
+        self._items: deque[tuple[Principal, list[NewEvent], Done]] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
 
     def submit(self, principal: Principal, events: Sequence[NewEvent]) -> Future[list[Outcome]]:
         """Queue events for the next write; the future holds one outcome per event, in order."""
+        future: Future[list[Outcome]] = Future()
+
+        def done(outcome: list[Outcome] | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self.submit_then(principal, events, done)
+        return future
+
+    def submit_then(self, principal: Principal, events: Sequence[NewEvent], done: Done) -> None:
+        """Queue events for the next write; ``done`` is called from the writer's thread with
+        their outcomes (one per event, in order) or the exception that stopped them."""
         principal.require("events:write")
-        done: Future[list[Outcome]] = Future()
         with self._cond:
             self._items.append((principal, list(events), done))
             if self._thread is None or not self._thread.is_alive():
@@ -298,7 +312,6 @@ class IngestWriter:
                 )
                 self._thread.start()
             self._cond.notify()
-        return done
 
     def _run(self) -> None:
         while True:
@@ -335,7 +348,7 @@ class IngestWriter:
                 pass
             self._conn = None
 
-    def _write(self, take: list[tuple[Principal, list[NewEvent], Future[list[Outcome]]]]) -> None:
+    def _write(self, take: list[tuple[Principal, list[NewEvent], Done]]) -> None:
         try:
             outcomes = ingest_together(
                 [(p, evs) for p, evs, _ in take], connection=self._connection()
@@ -347,10 +360,17 @@ class IngestWriter:
                 for item in take:
                     self._write([item])
                 return
-            take[0][2].set_exception(exc)
+            _call(take[0][2], exc)
             return
         for (_, _, done), outcome in zip(take, outcomes, strict=True):
-            done.set_result(outcome)
+            _call(done, outcome)
+
+
+def _call(done: Done, outcome: list[Outcome] | BaseException) -> None:
+    try:
+        done(outcome)
+    except Exception:  # noqa: BLE001 - a broken callback must not stop the writer
+        log.exception("an ingest callback failed")
 
 
 _writer = IngestWriter()

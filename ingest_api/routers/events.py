@@ -8,6 +8,8 @@ waits on Prefect. The caller was authenticated and rate-limited by the middlewar
 from __future__ import annotations
 
 import asyncio
+import threading
+from functools import partial
 from typing import Any, Literal
 
 import orjson
@@ -128,10 +130,50 @@ async def ingesting_principal(request: Request) -> Principal:
     return principal
 
 
+class _Answers:
+    """Hands the writer's outcomes to the waiting requests of one event loop.
+
+    The writer finishes a batch of requests at once; their answers cross over to the loop in
+    one wake-up (one ``call_soon_threadsafe``), not one per request.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.ready: list[tuple[asyncio.Future[list[Outcome]], Any]] = []
+
+    def deliver(self, future: asyncio.Future[list[Outcome]], outcome: Any) -> None:
+        with self.lock:
+            self.ready.append((future, outcome))
+            if len(self.ready) > 1:
+                return  # a wake-up is already on its way
+        self.loop.call_soon_threadsafe(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:
+            ready, self.ready = self.ready, []
+        for future, outcome in ready:
+            if future.cancelled():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+
+_answers: dict[asyncio.AbstractEventLoop, _Answers] = {}
+
+
 async def ingest_events(principal: Principal, events: list[NewEvent]) -> list[Outcome]:
     """Written by this process's group-commit writer with other requests' events; the
     outcomes come back once they are committed."""
-    return await asyncio.wrap_future(ingest_writer().submit(principal, events))
+    loop = asyncio.get_running_loop()
+    answers = _answers.get(loop)
+    if answers is None:
+        answers = _answers[loop] = _Answers(loop)
+    future: asyncio.Future[list[Outcome]] = loop.create_future()
+    ingest_writer().submit_then(principal, events, partial(answers.deliver, future))
+    return await future
 
 
 async def _post_event(request: Request, source: str) -> Response:
