@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     trigger_cache_seconds: float = Field(
         default=1.0, description="How long ingestion remembers which workflows an event starts"
     )
+    ingest_linger_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="Under load, how long an API process's ingest writer waits for more "
+        "requests to write together",
+    )
     worker_concurrency: int = 32
     worker_poll_seconds: float = 0.5
     worker_lease_seconds: int = 30

@@ -121,6 +121,40 @@ def test_a_failing_request_fails_alone(make_org, gate: _Gate) -> None:
     assert sorted(e.event_type for e in stored_events(org.id)) == ["first", "ok1", "ok2"]
 
 
+@pytest.mark.parametrize("linger_ms", [0, 100])
+def test_under_load_the_writer_lingers_for_more_requests(
+    make_org, monkeypatch: pytest.MonkeyPatch, linger_ms: int
+) -> None:
+    """Once batches hold several requests (load), the writer waits up to the linger time for
+    more before writing; without a linger it writes what it has at once."""
+    import time
+
+    from tenancy import config
+
+    monkeypatch.setenv("ORBIN_INGEST_LINGER_MS", str(linger_ms))
+    config.reset_settings()
+    batches: list[int] = []
+
+    def record(requests: Any, connection: Any = None) -> Any:
+        batches.append(len(requests))
+        return ingest_together(requests, connection=connection)
+
+    monkeypatch.setattr(ingest_mod, "ingest_together", record)
+    org = make_org("lingering")
+    p = _principal(org.key)
+    writer = IngestWriter()
+    writer._last_batch = 2  # the last batch held more than one request: under load
+    futures = [writer.submit(p, [NewEvent("first", "api", {})])]
+    time.sleep(0.03)
+    futures += [writer.submit(p, [NewEvent(f"late{i}", "api", {})]) for i in range(2)]
+    assert all(isinstance(o, IngestResult) for (o,) in _wait(futures))
+    if linger_ms:
+        assert batches == [3]
+    else:  # the first written alone, at once
+        assert batches[0] == 1 and sum(batches) == 3
+    assert len(stored_events(org.id)) == 3
+
+
 def test_the_writer_refuses_a_key_that_may_not_ingest(make_org) -> None:
     org = make_org("readonly", key_type="restricted", permissions=["events:read"])
     with pytest.raises(PermissionDenied):
