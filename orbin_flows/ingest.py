@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from orbin_flows.trigger_cache import TriggerCandidate, trigger_candidates
@@ -253,10 +254,12 @@ def ingest_together(
         for principal, _, events in groups:
             org = principal.organization_id
             candidates[org] = trigger_candidates(session, org, {e.type for e in events})
-        if len(groups) == 1 and not any(_matches(e, candidates[org]) for e in groups[0][2]):
+        if len(groups) == 1:
             principal, members, events = groups[0]
-            answer(members, ingest_events(session, principal, events, candidates=candidates[org]))
-            return out
+            found = candidates[principal.organization_id]
+            if not any(_matches(e, found) for e in events):
+                answer(members, ingest_events(session, principal, events, candidates=found))
+                return out
     with session_scope() as session:
         for principal, members, events in groups:
             org = principal.organization_id
@@ -271,11 +274,13 @@ class IngestWriter:
     per process takes everything handed over meanwhile (up to ``MAX_EVENTS``) and writes it
     with ``ingest_together``: for events that start no run, one statement (events and their
     changes) per batch; otherwise one transaction. A busy API so pays the round trips, the
-    commit and the session once per batch instead of once per request. It never waits to
-    gather: a request that finds the writer idle is written at once, and those that arrive
-    during a write form the next batch. Each outcome is handed back only after its commit,
-    so an answer still means the event is stored. If a batch fails, its requests are written
-    again one by one (the batch was rolled back), so that a bad one fails alone.
+    commit and the session once per batch instead of once per request. When quiet, it never
+    waits to gather: a request that finds the writer idle is written at once, and those that
+    arrive during a write form the next batch. Each outcome is handed back only after its
+    commit, so an answer still means the event is stored. A batch is one statement or one
+    transaction, so a failed batch left nothing behind: its requests are written again one by
+    one, so that a bad one fails alone, unless the database itself failed (unreachable,
+    connection lost), which every request of the batch is told at once.
 
     Under load (the last batch held more than one request) the writer lingers: it waits up to
     ``ORBIN_INGEST_LINGER_MS`` (2 ms) for ``LINGER_REQUESTS`` requests before writing. Bigger
@@ -375,6 +380,10 @@ class IngestWriter:
             )
         except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
             self._drop_connection()
+            if isinstance(exc, OperationalError | InterfaceError):  # the database, not a request
+                for _, _, done in take:
+                    _call(done, exc)
+                return
             if len(take) > 1:
                 log.info("a batch of %d ingest requests failed; writing them one by one", len(take))
                 for item in take:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from orbin_flows import ingest as ingest_mod
 from orbin_flows.ingest import IngestResult, IngestWriter, NewEvent, ingest_together
@@ -55,6 +56,8 @@ class _Gate:
             assert self.release.wait(30)
         if any(ev.type == "poison" for _, evs in requests for ev in evs):
             raise RuntimeError("the database refused the batch")
+        if any(ev.type == "db-down" for _, evs in requests for ev in evs):
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
         return self.real(requests, connection=connection)
 
 
@@ -153,6 +156,21 @@ def test_under_load_the_writer_lingers_for_more_requests(
     else:  # the first written alone, at once
         assert batches[0] == 1 and sum(batches) == 3
     assert len(stored_events(org.id)) == 3
+
+
+def test_when_the_database_fails_the_whole_batch_is_told_at_once(make_org, gate: _Gate) -> None:
+    """An unreachable database is no request's fault: the batch is not retried one by one
+    (each would wait on the database again); every request gets the error (a 503)."""
+    org = make_org("down")
+    p = _principal(org.key)
+    writer = IngestWriter()
+    first = writer.submit(p, [NewEvent("first", "api", {})])
+    assert gate.entered.wait(30)
+    queued = [writer.submit(p, [NewEvent(t, "api", {})]) for t in ("a", "db-down", "b")]
+    gate.release.set()
+    _, *answers = _wait([first, *queued])
+    assert gate.batches == [["first"], ["a", "db-down", "b"]]
+    assert all(isinstance(a, OperationalError) for a in answers)
 
 
 def test_the_writer_refuses_a_key_that_may_not_ingest(make_org) -> None:
