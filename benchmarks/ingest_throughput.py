@@ -556,6 +556,7 @@ def main() -> int:
     args = p.parse_args()
     backends = [b for b in args.backends.split(",") if b] + ["baseline"]
     args.load_before = os.getloadavg()[0]
+    args.cpu_before = cpu_probe()
     all_results: dict[str, dict[str, Result]] = {}
     with tempfile.TemporaryDirectory(prefix="orbin-bench-") as tmp:
         for b in backends:
@@ -578,6 +579,17 @@ def main() -> int:
     return 0
 
 
+def cpu_probe() -> float:
+    """ns per iteration of a fixed pure-Python loop, best of 5: how fast this CPU runs now.
+
+    A shared machine's speed drifts (on the 2-core VMs here it was seen to vary from 460 to
+    890 ns within minutes); every figure of a run scales with it.
+    """
+    import timeit
+
+    return min(timeit.repeat("sum(range(50))", number=100_000, repeat=5)) / 100_000 * 1e9
+
+
 def targets(pg: dict[str, Result]) -> list[tuple[str, bool]]:
     return [
         (f">= 1,000 single-event req/s: {pg['single'].rate():,.0f}", pg["single"].rate() >= 1000),
@@ -594,6 +606,10 @@ def report(res: dict[str, dict[str, Result]], args: argparse.Namespace) -> None:
     print(
         f"\nmachine load average (1 min): {args.load_before:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at the end (other work on the machine slows every figure)"
+    )
+    print(
+        f"CPU speed probe: {args.cpu_before:.0f} ns at start, {cpu_probe():.0f} ns at the end "
+        "(sum(range(50)); about 470 on a quiet machine of this kind, higher is slower)"
     )
     print(
         f"\nOrbin ingestion benchmark: {cores} cores, API {args.workers} uvicorn workers, "
