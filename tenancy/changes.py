@@ -216,14 +216,15 @@ _PG_NOTIFY_MANY = "SELECT pg_notify(c, p) FROM jsonb_to_recordset(%s::jsonb) AS 
 
 def notify_payloads(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
     """What to NOTIFY for these items, in order: changes packed as JSON arrays under the size
-    cap (one notification per burst, not per change), one outbox wake-up however many."""
+    cap (one notification per burst, not per change); on any other channel (the outbox's
+    wake-ups) one notification per burst, the last one's."""
     out: list[tuple[str, str]] = []
     pack: list[bytes] = []
     size = 2
-    wake: dict[str, Any] | None = None
+    wakes: dict[str, dict[str, Any]] = {}
     for channel, payload in items:
         if channel != CHANGES_CHANNEL:
-            wake = payload
+            wakes[channel] = payload
             continue
         body = notify_body(payload).encode()
         if pack and size + len(body) + 1 > NOTIFY_LIMIT:
@@ -233,8 +234,7 @@ def notify_payloads(items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, 
         size += len(body) + 1
     if pack:
         out.append((CHANGES_CHANNEL, "[" + b",".join(pack).decode() + "]"))
-    if wake is not None:
-        out.append((OUTBOX_CHANNEL, orjson.dumps(wake, default=str).decode()))
+    out += [(channel, notify_body(payload)) for channel, payload in wakes.items()]
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from functools import partial
 from typing import Any, Literal
 
@@ -138,7 +139,7 @@ class _Answers:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)  # not kept alive by its entry in _answers
         self.lock = threading.Lock()
         self.ready: list[tuple[asyncio.Future[list[Outcome]], Any]] = []
 
@@ -147,7 +148,9 @@ class _Answers:
             self.ready.append((future, outcome))
             if len(self.ready) > 1:
                 return  # a wake-up is already on its way
-        self.loop.call_soon_threadsafe(self.flush)
+        loop = self.loop()
+        if loop is not None:
+            loop.call_soon_threadsafe(self.flush)
 
     def flush(self) -> None:
         with self.lock:
@@ -161,7 +164,9 @@ class _Answers:
                 future.set_result(outcome)
 
 
-_answers: dict[asyncio.AbstractEventLoop, _Answers] = {}
+_answers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Answers] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def ingest_events(principal: Principal, events: list[NewEvent]) -> list[Outcome]:
