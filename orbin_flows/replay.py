@@ -18,7 +18,6 @@ from tenancy import events as events_repo
 from tenancy import runs as runs_repo
 from tenancy import workflows as workflows_repo
 from tenancy.audit import record_audit
-from tenancy.changes import publish_change
 from tenancy.clock import now_ms
 from tenancy.errors import Conflict, InvalidInput, NotFound
 from tenancy.models import Event, Workflow
@@ -72,14 +71,7 @@ def _restart(
     event.status = "pending" if run_ids else "processed"
     event.processed_at = None if run_ids else now_ms()
     session.flush()
-    publish_change(
-        session,
-        organization_id=event.organization_id,
-        kind="event",
-        obj_id=event.id,
-        status=event.status,
-        type=event.event_type,
-    )
+    events_repo.announce_event(session, event)
     record_audit(
         session,
         principal,
@@ -173,13 +165,6 @@ def discard_dead_letter(session: Session, principal: Principal, event_id: str) -
     event.status = "discarded"
     event.processed_at = now_ms()
     session.flush()
-    publish_change(
-        session,
-        organization_id=event.organization_id,
-        kind="event",
-        obj_id=event.id,
-        status="discarded",
-        type=event.event_type,
-    )
+    events_repo.announce_event(session, event)
     record_audit(session, principal, "event.discarded", "event", event.id, {"reason": event.error})
     return event

@@ -25,7 +25,6 @@ from tenancy import events as events_repo
 from tenancy import webhook_secrets as secrets_repo
 from tenancy import workflows as workflows_repo
 from tenancy.audit import record_audit
-from tenancy.changes import publish_change
 from tenancy.errors import InvalidInput, LimitExceeded, NotFound, OrbinError, Unauthenticated
 from tenancy.models import Organization, Workflow
 from tenancy.principal import Principal, require_admin
@@ -196,14 +195,7 @@ def receive_webhook(
             fail_event(session, event=event, reason=exc.message)
     event.run_ids = run_ids
     session.flush()
-    publish_change(
-        session,
-        organization_id=event.organization_id,
-        kind="event",
-        obj_id=event.id,
-        status=event.status,
-        type=event.event_type,
-    )
+    events_repo.announce_event(session, event)
     return WebhookResult({**answer, "runIds": run_ids}, 202, failure, run_ids)
 
 

@@ -154,6 +154,18 @@ def insert_events(session: Session, *, rows: list[dict[str, Any]]) -> set[str]:
     return {row[0] for row in inserted}
 
 
+def announce_event(session: Session, event: Event) -> None:
+    """Tell live views of an event's status (delivered once the transaction commits)."""
+    publish_change(
+        session,
+        organization_id=event.organization_id,
+        kind="event",
+        obj_id=event.id,
+        status=event.status,
+        type=event.event_type,
+    )
+
+
 def clear_run_ids(session: Session, *, event_pk: str) -> None:
     session.execute(update(Event).where(Event.id == event_pk).values(run_ids=[]))
 
