@@ -54,7 +54,11 @@ def baseline_app() -> Any:
 
     app = FastAPI()
     globals().update(Request=Request, Response=Response)  # for the handlers' annotations
-    answer = b'{"received":true,"eventId":"x","runIds":[]}'
+    answer = (
+        b'{"received":true,"id":"01a238a5-7d21-7363-bf8f-c5c079a5c72f",'
+        b'"eventId":"01a238a5-7d21-7363-bf8f-c5c079a5c72f","idempotencyKey":null,'
+        b'"type":"bench.x","source":"api","receivedAt":1796246009200,"runIds":[]}'
+    )
 
     @app.post("/v1/events")
     async def post_event(request: Request) -> Response:
@@ -444,7 +448,7 @@ def breakdown(url: str, home: Path, key: str, n: int = 1500) -> list[tuple[str, 
             ingest_together(group)
 
         async def no_op(p: Any, evs: Any) -> list[IngestResult]:
-            return [IngestResult("x", [], False, "x")]
+            return [IngestResult("x", [], False, "x", "api", 1)]
 
         await timed("bare FastAPI endpoint (the baseline)", lambda: call(bare))
         await timed("rate limit check, memory (key + organization)", limit)

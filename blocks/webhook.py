@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
+
+from orbin_flows.signatures import orbin_header
 
 
 class OrbinWebhook(Block):
@@ -19,10 +17,4 @@ class OrbinWebhook(Block):
 
     def signature_header(self, body: bytes, timestamp: int | None = None) -> str:
         """``t=<unix seconds>,v1=<hex hmac of "t.body">``, the scheme Orbin verifies inbound."""
-        ts = int(time.time()) if timestamp is None else timestamp
-        mac = hmac.new(
-            self.signing_secret.get_secret_value().encode(),
-            f"{ts}.".encode() + body,
-            hashlib.sha256,
-        ).hexdigest()
-        return f"t={ts},v1={mac}"
+        return orbin_header(self.signing_secret.get_secret_value(), body, timestamp)

@@ -10,10 +10,10 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from tenancy.orgs import work_pool_name
+from tenancy.orgs import code_pool_name, work_pool_name
 
 POOL_TYPE = "process"
-ENTRYPOINT = "orbin_flows/entry.py:orbin_workflow"
+ENTRYPOINT = "orbin_flows/runtime/entry.py:orbin_workflow"
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,15 @@ class PrefectSetup:
         self._pools: dict[str, int | None] = {}
         self._flows: dict[str, UUID] = {}
         self._deployments: dict[tuple[str, int], DeploymentTarget] = {}
+
+    def remember_pool(self, name: str, concurrency: int | None) -> None:
+        """The pool was given this limit elsewhere (the billing upkeep): no call to repeat it."""
+        self._pools[name] = concurrency
+
+    @property
+    def pools(self) -> list[str]:
+        """The work pools this process has ensured so far."""
+        return list(self._pools)
 
     async def ensure_work_pool(self, organization_slug: str, concurrency: int | None) -> str:
         name = work_pool_name(organization_slug)
@@ -144,6 +153,51 @@ class PrefectSetup:
         self._pools.clear()
         self._flows.clear()
         self._deployments.clear()
+
+
+class CodePoolError(Exception):
+    """The code pool cannot be made as asked (no worker of that type installed, or a pool of
+    another type holds the name)."""
+
+
+def base_job_template(pool_type: str) -> dict[str, Any]:
+    """The default base job template of the Prefect worker of this type (prefect-kubernetes for
+    ``kubernetes``, prefect-aws for ``ecs``): what ``prefect work-pool create --type`` sends."""
+    from prefect.workers.base import BaseWorker
+
+    worker = BaseWorker.get_worker_class_from_type(pool_type)
+    if worker is None:
+        raise CodePoolError(f"no Prefect worker of type {pool_type!r} is installed here")
+    return worker.get_default_base_job_template()
+
+
+async def ensure_code_pool(
+    client: PrefectClient, *, organization_slug: str, pool_type: str, concurrency: int | None
+) -> str:
+    """The organization's code pool (``orbin-<slug>_code``) of this type, with the plan's
+    concurrency limit; created with its worker type's default job template."""
+    name = code_pool_name(organization_slug)
+    try:
+        pool = await client.read_work_pool(name)
+    except ObjectNotFound:
+        try:
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type=pool_type,
+                    base_job_template=base_job_template(pool_type),
+                    description=f"Code flows of Orbin organization {organization_slug}",
+                    concurrency_limit=concurrency,
+                )
+            )
+            return name
+        except ObjectAlreadyExists:
+            pool = await client.read_work_pool(name)
+    if pool.type != pool_type:
+        raise CodePoolError(f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}")
+    if pool.concurrency_limit != concurrency:
+        await client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=concurrency))
+    return name
 
 
 async def delete_deployment_quietly(client: PrefectClient, deployment_id: UUID) -> None:

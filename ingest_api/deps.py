@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.orm import Session
 
-from tenancy.db import session_scope
-from tenancy.keys import authenticate_api_key
+from ingest_api.auth import api_key_of, authenticate
+from tenancy.db import Session, session_scope
+from tenancy.identity.sessions import SignedInUser, signed_in_user
 from tenancy.principal import Principal
 
 
@@ -22,21 +22,31 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def credential_of(request: Request) -> str | None:
+    return api_key_of(request.scope["headers"])
+
+
 def get_principal(
     request: Request,
     x_api_key: Annotated[str | None, Header(description="Your API key")] = None,
+    x_orbin_org: Annotated[
+        str | None,
+        Header(description="With a session token: the slug of the organization to act in"),
+    ] = None,
 ) -> Principal:
-    key = x_api_key
-    if key is None:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
-    # A transaction of its own, committed at once: on SQLite every transaction holds the write
-    # lock, and the route's own unit of work must not wait on the caller's authentication.
-    with session_scope() as session:
-        principal = authenticate_api_key(session, key)
+    key = x_api_key if x_api_key is not None else credential_of(request)
+    principal = authenticate(key, x_orbin_org)
     request.state.principal = principal
     return principal
+
+
+def get_signed_in(request: Request) -> SignedInUser:
+    """The signed-in user behind ``Authorization: Bearer ses_...`` (no organization needed)."""
+    with session_scope() as session:
+        return signed_in_user(session, credential_of(request))
+
+
+SignedIn = Annotated[SignedInUser, Depends(get_signed_in)]
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

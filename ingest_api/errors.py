@@ -8,29 +8,35 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tenancy.db import DatabaseUnavailable
 from tenancy.errors import (
     Conflict,
+    Gone,
     InvalidInput,
     LimitExceeded,
     NotFound,
     OrbinError,
     PermissionDenied,
+    PlanLimitReached,
+    TryLater,
     Unauthenticated,
     Unavailable,
 )
 
 log = logging.getLogger("orbin.api")
+ENUM_ERRORS = ("literal_error", "enum")  # their message lists the valid values: say it at once
 
 STATUS = {
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     Unauthenticated: 401,
     PermissionDenied: 403,
     InvalidInput: 422,
     LimitExceeded: 429,
+    PlanLimitReached: 402,
     Unavailable: 503,
 }
 
@@ -75,7 +81,7 @@ def install(app: FastAPI) -> None:
         else:
             status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
         headers = {}
-        if isinstance(exc, LimitExceeded):
+        if isinstance(exc, TryLater):
             headers.update(exc.headers)
             if exc.retry_after is not None:
                 headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
@@ -84,7 +90,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = validation_details(list(exc.errors()))
-        fields = ", ".join(d["field"] for d in details[:5])
+        fields = ", ".join(
+            f"{d['field']} ({d['message']})" if d["type"] in ENUM_ERRORS else d["field"]
+            for d in details[:5]
+        )
         return JSONResponse(
             error_body("validation_error", f"invalid request: {fields}", details), 422
         )
@@ -98,8 +107,8 @@ def install(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(
             error_body("unavailable", "the database is unavailable; retry shortly"),

@@ -32,11 +32,11 @@ from limits.strategies import SlidingWindowCounterRateLimiter as MemoryLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest_api.auth import api_key_of, authenticate, org_of
 from ingest_api.errors import error_body
 from tenancy.config import get_settings
-from tenancy.db import session_scope
-from tenancy.errors import OrbinError, Unauthenticated
-from tenancy.keys import authenticate_api_key, cached_principal
+from tenancy.errors import NotFound, OrbinError, Unauthenticated
+from tenancy.keys import cached_principal
 from tenancy.plans import get_plan
 from tenancy.principal import Principal
 
@@ -103,11 +103,22 @@ class RateLimiter:
         return self._redis is not None and time.monotonic() >= self.redis_down_until
 
     async def check(self, principal: Principal) -> Verdict:
-        self._bind()
         plan = get_plan(principal.plan)
         limits = [("organization", plan.requests_per_minute_per_org, principal.organization_id)]
         if principal.key_id:
             limits.insert(0, ("key", plan.requests_per_minute_per_key, principal.key_id))
+        elif principal.user_id:
+            limits.insert(0, ("user", plan.requests_per_minute_per_key, principal.user_id))
+        return await self._check(limits)
+
+    async def check_bad_key(self, address: str) -> Verdict:
+        """Requests with a key that does not authenticate, counted per client address (key
+        guessing, or a client stuck with a revoked key, costs a database lookup each)."""
+        limit = get_settings().bad_key_requests_per_minute
+        return await self._check([("address", limit, address)])
+
+    async def _check(self, limits: list[tuple[str, int, str]]) -> Verdict:
+        self._bind()
         if self._redis is not None and self.using_redis:
             try:
                 verdict = await self._count(self._redis, limits)
@@ -176,24 +187,6 @@ def _applies(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1" or path == "/api/webhooks/ingest"
 
 
-def api_key_of(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The key from ``x-api-key``, else from ``Authorization: Bearer``."""
-    bearer = None
-    for name, value in headers:
-        if name == b"x-api-key":
-            return value.decode("latin-1")
-        if name == b"authorization":
-            text = value.decode("latin-1")
-            if text[:7].lower() == "bearer ":
-                bearer = text[7:].strip()
-    return bearer
-
-
-def _authenticate_with_db(key: str) -> Principal:
-    with session_scope() as session:
-        return authenticate_api_key(session, key)
-
-
 class RateLimitMiddleware:
     """Authenticates the API key once, counts the request, adds the headers to the answer.
 
@@ -217,12 +210,14 @@ class RateLimitMiddleware:
         principal = cached_principal(key)
         if principal is None:
             try:
-                principal = await run_in_threadpool(_authenticate_with_db, key)
-            except Unauthenticated as exc:
+                principal = await run_in_threadpool(authenticate, key, org_of(scope["headers"]))
+            except (Unauthenticated, NotFound) as exc:
                 state["auth_error"] = exc
             except Exception:  # noqa: BLE001 - e.g. the database is down: the route decides
                 log.debug("authentication failed before rate limiting", exc_info=True)
         if principal is None:
+            if "auth_error" in state and not await self._bad_key_allowed(scope, send):
+                return
             await self.app(scope, receive, send)
             return
         state["principal"] = principal
@@ -244,10 +239,24 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
+    async def _bad_key_allowed(self, scope: Scope, send: Send) -> bool:
+        """False (and answered 429) once this address sent too many bad keys."""
+        address = (scope.get("client") or ("unknown",))[0]
+        try:
+            verdict = await self.limiter.check_bad_key(str(address))
+        except Exception:  # noqa: BLE001 - never a 5xx because of the limiter
+            log.exception("rate limiting failed; request let through")
+            return True
+        if not verdict.allowed:
+            await _refuse(send, verdict, verdict.headers())
+        return verdict.allowed
+
 
 async def _refuse(send: Send, verdict: Verdict, headers: list[tuple[bytes, bytes]]) -> None:
     retry = verdict.retry_after()
-    who = "API key" if verdict.scope == "key" else "organization"
+    who = {"key": "API key", "address": "client address with a bad key"}.get(
+        verdict.scope, "organization"
+    )
     body = orjson.dumps(
         error_body(
             "rate_limited",

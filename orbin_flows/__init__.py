@@ -1,1 +1,1 @@
-"""Workflows: the spec, its compiler to Prefect flows and tasks, step actions and the worker."""
+"""Workflow use cases that the API, dashboard and CLI call; the worker runtime is in runtime/."""

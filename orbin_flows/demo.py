@@ -5,9 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from orbin_flows.workflows import create_workflow
+from tenancy.db import Session
 from tenancy.errors import NotFound
 from tenancy.keys import create_api_key
 from tenancy.orgs import add_member, create_organization, create_user, read_organization_by_slug

@@ -11,17 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from orbin_flows.ingest import event_trigger_data, matching_workflows, start_runs
+from orbin_flows.event_runs import event_trigger_data, matching_workflows, start_runs
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
 from tenancy import workflows as workflows_repo
+from tenancy.actors import Actor
 from tenancy.audit import record_audit
 from tenancy.clock import now_ms
+from tenancy.db import Session
 from tenancy.errors import Conflict, InvalidInput, NotFound
-from tenancy.models import Event, Workflow
+from tenancy.events import Event
 from tenancy.principal import Principal
+from tenancy.workflows import Workflow
 
 MAX_REPLAY = 100
 
@@ -29,10 +30,7 @@ MAX_REPLAY = 100
 @dataclass(frozen=True)
 class Replayed:
     event: Event
-    run_ids: list[str]
-
-    def answer(self) -> dict[str, Any]:
-        return {"id": self.event.id, "status": self.event.status, "runIds": self.run_ids}
+    run_ids: list[str]  # the runs this replay started
 
 
 def _targets(session: Session, event: Event) -> list[Workflow]:
@@ -57,21 +55,17 @@ def _restart(
     session: Session, principal: Principal, event: Event, workflows: list[Workflow], action: str
 ) -> Replayed:
     trigger_type = "webhook" if event.workflow_id else "event"
-    how = {"action": action, "at": now_ms(), "by": principal.user_id or principal.key_id}
+    actor = Actor.of(principal)
+    how = {"action": action, "at": now_ms(), "by": actor.ref()}
     run_ids = start_runs(
         session,
         event=event,
         workflows=workflows,
         trigger_type=trigger_type,
         trigger_data=event_trigger_data(event, replay=how),
+        actor=actor,
     )
-    event.run_ids = [*(event.run_ids or []), *run_ids]
-    event.error = None
-    # Processed again once the new runs are handed to the engine (see the worker).
-    event.status = "pending" if run_ids else "processed"
-    event.processed_at = None if run_ids else now_ms()
-    session.flush()
-    events_repo.announce_event(session, event)
+    events_repo.restart_event(session, event=event, run_ids=run_ids)
     record_audit(
         session,
         principal,
@@ -162,9 +156,6 @@ def discard_dead_letter(session: Session, principal: Principal, event_id: str) -
     principal.require("events:read")
     principal.require("events:write")
     event = _failed_event(session, principal, event_id)
-    event.status = "discarded"
-    event.processed_at = now_ms()
-    session.flush()
-    events_repo.announce_event(session, event)
+    events_repo.discard_event(session, event=event)
     record_audit(session, principal, "event.discarded", "event", event.id, {"reason": event.error})
     return event

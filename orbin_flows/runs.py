@@ -16,14 +16,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
+from tenancy import history as history_repo
+from tenancy import outbox as outbox_repo
 from tenancy import runs as runs_repo
 from tenancy import workflows as workflows_repo
+from tenancy.actors import Actor
 from tenancy.audit import record_audit
+from tenancy.db import Session
 from tenancy.errors import Conflict
-from tenancy.models import WorkflowRun
 from tenancy.principal import Principal
+from tenancy.runs import WorkflowRun
 from tenancy.usage import reserve_executions
 
 RESUMABLE = ("failed", "timed_out", "canceled")
@@ -36,9 +38,9 @@ def cancel_run(session: Session, principal: Principal, run_id: str) -> WorkflowR
         raise Conflict(f"the run is already {run.status.replace('_', ' ')}")
     if runs_repo.cancel_if_unclaimed(session, run=run, message="canceled"):
         if run.prefect_flow_run_id:  # a worker makes its Prefect flow run follow
-            runs_repo.enqueue_run(session, run=run)
+            outbox_repo.enqueue_run(session, run=run)
     elif not runs_repo.request_cancel(session, run=run):
-        session.refresh(run)
+        runs_repo.reload_run(session, run)
         raise Conflict(f"the run is already {run.status.replace('_', ' ')}")
     record_audit(session, principal, "run.canceled", "run", run.id)
     return run
@@ -61,6 +63,7 @@ def _new_run(
         trigger_data=old.trigger_data,
         parent_run_id=old.id,
         version=version,
+        actor=Actor.of(principal),
     )
 
 
@@ -89,7 +92,7 @@ def resume_run(
     run = _new_run(
         session, principal, old, version=None if latest_version else old.workflow_version
     )
-    carried = runs_repo.copy_completed_steps(session, source=old, target=run)
+    carried = history_repo.copy_completed_steps(session, source=old, target=run)
     record_audit(
         session, principal, "run.resumed", "run", run.id, {"from": old.id, "carried": carried}
     )

@@ -3,8 +3,13 @@
 - ``orbin``: ``Orbin-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`` (what
   blocks/webhook.py sends), 5 minutes of tolerance.
 - ``github``: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of body>``. GitHub signs no
-  timestamp: a replayed delivery is recognized by its ``X-GitHub-Delivery`` id instead.
-- ``stripe``: ``Stripe-Signature: t=...,v1=...``, checked by the ``stripe`` SDK itself.
+  timestamp nor its ``X-GitHub-Delivery`` id: a replayed delivery is recognized by its
+  signature (so by its body).
+- ``stripe``: ``Stripe-Signature: t=...,v1=...``, checked by the ``stripe`` SDK itself, and
+  refused when the timestamp is beyond the tolerance in the future too.
+
+Replay protection keys on what the sender signed (the verifiers return the signature that
+matched, computed here), never on an unsigned header a replayer can change.
 - ``slack``: ``X-Slack-Signature: v0=<hex HMAC-SHA256 of "v0:ts:body">`` with
   ``X-Slack-Request-Timestamp``, 5 minutes of tolerance.
 
@@ -31,7 +36,18 @@ def _mac(secret: str, message: bytes) -> str:
 
 
 def _matches(expected: list[str], given: list[str]) -> bool:
-    return any(hmac.compare_digest(e, g) for e in expected for g in given)
+    return _matched(expected, given) is not None
+
+
+def _matched(expected: list[str], given: list[str]) -> str | None:
+    """The expected signature that one of the given ones equals (ours, not the sender's
+    text: a reordered or padded header names the same delivery)."""
+    found = None
+    for e in expected:
+        for g in given:
+            if hmac.compare_digest(e, g) and found is None:
+                found = e
+    return found
 
 
 def _stale(timestamp: int, now: float) -> bool:
@@ -46,7 +62,7 @@ MISMATCH = "the signature does not match the body and this webhook's secret"
 
 
 def orbin_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """The header a sender computes (as blocks/webhook.py does): for tests and clients."""
+    """The header a sender computes (blocks/webhook.py signs with it; tests and clients too)."""
     ts = int(time.time()) if timestamp is None else timestamp
     return f"t={ts},v1={_mac(secret, f'{ts}.'.encode() + body)}"
 
@@ -67,30 +83,45 @@ def verify_orbin(
         )
     ts = int(ts_values[0])
     expected = [_mac(s, f"{ts}.".encode() + body) for s in secrets]
-    if not _matches(expected, sigs):
+    matched = _matched(expected, sigs)
+    if matched is None:
         raise Unauthenticated(MISMATCH)
     if _stale(ts, time.time() if now is None else now):
         raise Unauthenticated(STALE)
-    return f"{ts}.{sigs[0]}"
+    return f"{ts}.{matched}"
 
 
-def verify_github(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
+def verify_github(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> str:
+    """Returns the verified signature: the delivery's replay-proof id."""
     header = headers.get("x-hub-signature-256")
     if not header:
         raise Unauthenticated("missing X-Hub-Signature-256 header (sha256=<hex hmac>)")
     if not header.startswith("sha256="):
         raise Unauthenticated("malformed X-Hub-Signature-256 header: expected sha256=<hex hmac>")
-    if not _matches([_mac(s, body) for s in secrets], [header[7:].strip()]):
+    matched = _matched([_mac(s, body) for s in secrets], [header[7:].strip()])
+    if matched is None:
         raise Unauthenticated(MISMATCH)
+    return matched
 
 
-def verify_stripe(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> Any:
-    """Returns the ``stripe.Event``, verified and parsed by the Stripe SDK."""
+def stripe_timestamp(header: str) -> int | None:
+    values = [v.strip() for k, _, v in (p.partition("=") for p in header.split(",")) if k == "t"]
+    return int(values[0]) if len(values) == 1 and values[0].isdigit() else None
+
+
+def verify_stripe(
+    headers: Mapping[str, str], body: bytes, secrets: list[str], now: float | None = None
+) -> Any:
+    """Returns the ``stripe.Event``, verified and parsed by the Stripe SDK (which lets any
+    future timestamp through: refused here beyond the tolerance)."""
     import stripe
 
     header = headers.get("stripe-signature")
     if not header:
         raise Unauthenticated("missing Stripe-Signature header")
+    ts = stripe_timestamp(header)
+    if ts is not None and ts - (time.time() if now is None else now) > TOLERANCE_SECONDS:
+        raise Unauthenticated(STALE)
     try:
         payload = body.decode()
     except UnicodeDecodeError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -17,8 +17,11 @@ from pydantic import (
 )
 
 from orbin_flows import actions
+from orbin_flows.step_refs import check_step_references
 from orbin_flows.templates import check_syntax
 from tenancy.errors import InvalidInput
+from tenancy.retries import DEFAULT_RETRY_POLICY
+from tenancy.workflows import WorkflowStatus
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
@@ -30,11 +33,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _exactly_one(model: _M, first: str, second: str) -> _M:
+    """An ``after`` validator's check that one of two optional fields is set, not both."""
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give exactly one of {first} or {second}")
+    return model
+
+
 class RetryPolicy(_Model):
-    maxAttempts: int = Field(3, ge=1, le=100)
-    backoffCoefficient: float = Field(2.0, ge=1.0, le=10.0)
-    initialInterval: int = Field(1000, ge=0, le=86_400_000, description="ms")
-    maxInterval: int = Field(60_000, ge=0, le=86_400_000, description="ms")
+    maxAttempts: int = Field(DEFAULT_RETRY_POLICY["maxAttempts"], ge=1, le=100)
+    backoffCoefficient: float = Field(
+        float(DEFAULT_RETRY_POLICY["backoffCoefficient"]), ge=1.0, le=10.0
+    )
+    initialInterval: int = Field(
+        DEFAULT_RETRY_POLICY["initialInterval"], ge=0, le=86_400_000, description="ms"
+    )
+    maxInterval: int = Field(
+        DEFAULT_RETRY_POLICY["maxInterval"], ge=0, le=86_400_000, description="ms"
+    )
 
     def delays_ms(self) -> list[int]:
         """Waits before attempts 2..n: exponential, capped at maxInterval."""
@@ -93,9 +112,7 @@ class ScheduleTriggerConfig(_Model):
 
     @model_validator(mode="after")
     def _one(self) -> ScheduleTriggerConfig:
-        if (self.cron is None) == (self.interval is None):
-            raise ValueError("give exactly one of cron or interval")
-        return self
+        return _exactly_one(self, "cron", "interval")
 
 
 class WebhookTriggerConfig(_Model):
@@ -145,17 +162,15 @@ class LoopConfig(_Model):
     itemName: str = Field("item", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class _ConditionShell(_Model):
-    expression: str = Field(min_length=1)
-    then: list[Any] = Field(default_factory=list)
-    else_: list[Any] = Field(default_factory=list, alias="else")
+class _ConditionShell(ConditionConfig):
+    """The config with its nested steps unchecked (each is checked on its own, with its path)."""
+
+    then: list[Any] = Field(default_factory=list)  # type: ignore[assignment]
+    else_: list[Any] = Field(default_factory=list, alias="else")  # type: ignore[assignment]
 
 
-class _LoopShell(_Model):
-    items: Any
-    steps: list[Any] = Field(min_length=1)
-    concurrency: int = Field(4, ge=1, le=100)
-    itemName: str = Field("item", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+class _LoopShell(LoopConfig):
+    steps: list[Any] = Field(min_length=1)  # type: ignore[assignment]
 
 
 class DelayConfig(_Model):
@@ -164,16 +179,14 @@ class DelayConfig(_Model):
 
     @model_validator(mode="after")
     def _one_of(self) -> DelayConfig:
-        if (self.seconds is None) == (self.until is None):
-            raise ValueError("give exactly one of seconds or until")
-        return self
+        return _exactly_one(self, "seconds", "until")
 
 
 class WorkflowSpec(_Model):
     name: str = Field(min_length=1, max_length=200)
     slug: str = Field(pattern=SLUG)
     description: str | None = Field(default=None, max_length=5000)
-    status: Literal["draft", "active", "paused", "archived"] = "draft"
+    status: WorkflowStatus = "draft"
     trigger: Trigger
     steps: list[Step] = Field(default_factory=list, max_length=200)
     timeoutSeconds: float | None = Field(default=None, gt=0, le=7 * 86_400)
@@ -223,15 +236,21 @@ def _errors(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
     return out
 
 
+def _validated(model: type[_M], raw: Any, prefix: str, errors: list[dict[str, str]]) -> _M | None:
+    """``raw`` as ``model``, or None with its errors added, their paths under ``prefix``."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(_errors(exc, prefix))
+        return None
+
+
 def _check_nested(
     raws: list[Any], prefix: str, seen: set[str], errors: list[dict[str, str]]
 ) -> None:
     for i, raw in enumerate(raws):
         where = f"{prefix}[{i}]"
-        try:
-            Step.model_validate(raw)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, where))
+        _validated(Step, raw, where, errors)
         _check_step(raw, where, seen, errors)
 
 
@@ -268,30 +287,18 @@ def _check_step(raw: Any, where: str, seen: set[str], errors: list[dict[str, str
                 }
             )
             return
-        try:
-            cls.Config.model_validate(config)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, f"{where}.config"))
+        _validated(cls.Config, config, f"{where}.config", errors)
     elif kind == "condition":
-        try:
-            cond = _ConditionShell.model_validate(config)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, f"{where}.config"))
-            return
-        _check_nested(cond.then, f"{where}.config.then", seen, errors)
-        _check_nested(cond.else_, f"{where}.config.else", seen, errors)
+        cond = _validated(_ConditionShell, config, f"{where}.config", errors)
+        if cond is not None:
+            _check_nested(cond.then, f"{where}.config.then", seen, errors)
+            _check_nested(cond.else_, f"{where}.config.else", seen, errors)
     elif kind == "loop":
-        try:
-            loop = _LoopShell.model_validate(config)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, f"{where}.config"))
-            return
-        _check_nested(loop.steps, f"{where}.config.steps", seen, errors)
+        loop = _validated(_LoopShell, config, f"{where}.config", errors)
+        if loop is not None:
+            _check_nested(loop.steps, f"{where}.config.steps", seen, errors)
     elif kind == "delay":
-        try:
-            DelayConfig.model_validate(config)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, f"{where}.config"))
+        _validated(DelayConfig, config, f"{where}.config", errors)
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -325,17 +332,10 @@ def validate_spec(data: Any) -> WorkflowSpec:
             details=[{"path": "", "message": "expected an object"}],
         )
     errors: list[dict[str, str]] = []
-    spec: WorkflowSpec | None = None
-    try:
-        spec = WorkflowSpec.model_validate(data)
-    except ValidationError as exc:
-        errors.extend(_errors(exc, ""))
+    spec = _validated(WorkflowSpec, data, "", errors)
     trigger = _parsed(Trigger, data.get("trigger"))
     if trigger is not None:
-        try:
-            TRIGGER_CONFIGS[trigger.type].model_validate(trigger.config)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, "trigger.config"))
+        _validated(TRIGGER_CONFIGS[trigger.type], trigger.config, "trigger.config", errors)
     raw_steps = data.get("steps")
     if isinstance(raw_steps, list):
         seen: set[str] = set()
@@ -343,6 +343,7 @@ def validate_spec(data: Any) -> WorkflowSpec:
             _check_step(raw, f"steps[{i}]", seen, errors)
         if raw_steps and data.get("deployment"):
             errors.append({"path": "steps", "message": "a code workflow (deployment) has no steps"})
+        errors.extend(check_step_references(raw_steps))
     if errors or spec is None:
         raise InvalidInput(_summary(errors), details=errors)
     return spec

@@ -241,3 +241,33 @@ def check_syntax(value: Any) -> list[str]:
         for v in value:
             errors.extend(check_syntax(v))
     return errors
+
+
+def step_references(value: str, *, expression: bool = False) -> list[str]:
+    """The step ids a template (or, with ``expression``, a condition's bare expression)
+    reads as ``steps.<id>`` or ``steps["<id>"]``, in order; none if it does not parse (the
+    syntax check reports that)."""
+    from jinja2 import nodes
+
+    if expression:
+        text = value.strip()
+        if text.startswith("{{") and text.endswith("}}"):
+            text = text[2:-2]
+        source = "{{ " + text + " }}"
+    elif has_template(value):
+        source = value
+    else:
+        return []
+    try:
+        tree = _env().parse(source)
+    except Exception:  # noqa: BLE001 - TemplateSyntaxError and friends
+        return []
+    found: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "steps"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.append(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.append(node.arg.value)
+    return list(dict.fromkeys(found))

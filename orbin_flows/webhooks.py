@@ -10,6 +10,7 @@ A delivery the workflow cannot take (paused, monthly limit reached) is kept as a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -17,17 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from sqlalchemy.orm import Session
-
 from orbin_flows import signatures
-from orbin_flows.ingest import event_trigger_data, fail_event, start_runs
+from orbin_flows.event_runs import event_trigger_data, fail_event, start_runs
+from orbin_flows.ingest_results import stored_result
 from tenancy import events as events_repo
 from tenancy import webhook_secrets as secrets_repo
 from tenancy import workflows as workflows_repo
 from tenancy.audit import record_audit
+from tenancy.db import Session
 from tenancy.errors import InvalidInput, LimitExceeded, NotFound, OrbinError, Unauthenticated
-from tenancy.models import Organization, Workflow
+from tenancy.orgs import find_organization
 from tenancy.principal import Principal, require_admin
+from tenancy.workflows import Workflow
 
 _TYPE_CHARS = re.compile(r"[^A-Za-z0-9_.:\-/]")
 MAX_GRACE_SECONDS = 7 * 24 * 3600
@@ -94,7 +96,9 @@ def _as_object(value: Any) -> dict[str, Any]:
 def _orbin_delivery(
     wf: Workflow, headers: Mapping[str, str], data: dict[str, Any], signature: str
 ) -> Delivery:
-    key = headers.get("x-idempotency-key") or headers.get("webhook-id") or f"sig:{signature}"
+    # Keyed on the signature itself: x-idempotency-key / webhook-id are not signed, and a
+    # replay with a new one must not start a new run.
+    key = f"sig:{signature}"
     etype = data.get("type")
     if isinstance(etype, str) and isinstance(data.get("data"), dict) and etype:
         # An Orbin-shaped event ({"type", "data"}): kept as such.
@@ -102,7 +106,7 @@ def _orbin_delivery(
     return Delivery(f"webhook.{wf.slug}", data, key)
 
 
-def _github_delivery(headers: Mapping[str, str], data: dict[str, Any]) -> Delivery:
+def _github_delivery(headers: Mapping[str, str], data: dict[str, Any], signature: str) -> Delivery:
     name = headers.get("x-github-event") or "event"
     if name == "ping":
         return Delivery("github.ping", data, None, reply={"received": True, "ping": "pong"})
@@ -110,7 +114,7 @@ def _github_delivery(headers: Mapping[str, str], data: dict[str, Any]) -> Delive
     etype = _event_type("github", name)
     if isinstance(action, str):
         etype = f"{etype}.{_TYPE_CHARS.sub('_', action)}"[:200]
-    return Delivery(etype, data, headers.get("x-github-delivery"))
+    return Delivery(etype, data, f"sig:{signature}")  # X-GitHub-Delivery is not signed
 
 
 def _slack_delivery(data: dict[str, Any], signature: str) -> Delivery:
@@ -134,10 +138,18 @@ def _verify(
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if provider == "stripe":
         event = signatures.verify_stripe(headers, body, secrets).to_dict()
-        return Delivery(_event_type("stripe", event.get("type")), event, event.get("id"))
+        # An event without an id: the signed timestamp and body name the delivery.
+        key = (
+            event.get("id")
+            or "sig:"
+            + hashlib.sha256(
+                f"{signatures.stripe_timestamp(headers['stripe-signature'])}.".encode() + body
+            ).hexdigest()
+        )
+        return Delivery(_event_type("stripe", event.get("type")), event, key)
     if provider == "github":
-        signatures.verify_github(headers, body, secrets)
-        return _github_delivery(headers, _parse_body(body, ctype))
+        sig = signatures.verify_github(headers, body, secrets)
+        return _github_delivery(headers, _parse_body(body, ctype), sig)
     if provider == "slack":
         sig = signatures.verify_slack(headers, body, secrets)
         return _slack_delivery(_parse_body(body, ctype), sig)
@@ -169,9 +181,8 @@ def receive_webhook(
         event_id=key,
         workflow_id=wf.id,
     )
-    answer = {"received": True, "eventId": event.event_id}
     if not created:  # a replayed delivery: the original answer, nothing new starts
-        return WebhookResult({**answer, "runIds": list(event.run_ids or [])})
+        return WebhookResult(stored_result(event, duplicate=True).answer())
     run_ids: list[str] = []
     failure: OrbinError | None = None
     if wf.status != "active":
@@ -193,10 +204,8 @@ def receive_webhook(
         except LimitExceeded as exc:
             failure = exc
             fail_event(session, event=event, reason=exc.message)
-    event.run_ids = run_ids
-    session.flush()
-    events_repo.announce_event(session, event)
-    return WebhookResult({**answer, "runIds": run_ids}, 202, failure, run_ids)
+    events_repo.set_event_runs(session, event=event, run_ids=run_ids)
+    return WebhookResult(stored_result(event, duplicate=False).answer(), 202, failure, run_ids)
 
 
 # --- managing -------------------------------------------------------------------------
@@ -220,7 +229,7 @@ def webhook_info(
     principal.require("workflows:write")
     wf = _webhook_workflow(session, principal, workflow_id)
     provider = provider_of(wf)
-    org = session.get(Organization, wf.organization_id)
+    org = find_organization(session, wf.organization_id)
     info: dict[str, Any] = {
         "workflowId": wf.id,
         "url": base_url.rstrip("/") + hook_path(wf.id),

@@ -6,27 +6,45 @@ import difflib
 import json
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from orbin_flows.spec import validate_spec
 from tenancy import runs as runs_repo
 from tenancy import workflows as repo
+from tenancy.actors import Actor
 from tenancy.audit import record_audit
+from tenancy.db import Session
 from tenancy.errors import Conflict, InvalidInput
-from tenancy.models import Workflow, WorkflowRun
 from tenancy.principal import Principal
+from tenancy.runs import WorkflowRun
 from tenancy.usage import reserve_executions
+from tenancy.workflows import Workflow
+
+
+def _workflow(
+    session: Session, principal: Principal, workflow_id: str, permission: str
+) -> Workflow:
+    """The caller's workflow, once it may do ``permission`` (another organization's: 404)."""
+    principal.require(permission)
+    return repo.read_workflow(
+        session, organization_id=principal.organization_id, workflow_id=workflow_id
+    )
 
 
 def _spec_dict(data: Any) -> dict[str, Any]:
     return validate_spec(data).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def _check_integrations(session: Session, principal: Principal, spec: dict[str, Any]) -> None:
+    from orbin_flows.integrations.references import check_references
+
+    check_references(session, organization_id=principal.organization_id, spec=spec)
+
+
 def create_workflow(session: Session, principal: Principal, data: Any) -> Workflow:
     principal.require("workflows:write")
     spec = _spec_dict(data)
+    _check_integrations(session, principal, spec)
     wf = repo.insert_workflow(
-        session, organization_id=principal.organization_id, spec=spec, created_by=principal.user_id
+        session, organization_id=principal.organization_id, spec=spec, actor=Actor.of(principal)
     )
     record_audit(session, principal, "workflow.created", "workflow", wf.id, {"slug": wf.slug})
     return wf
@@ -35,14 +53,12 @@ def create_workflow(session: Session, principal: Principal, data: Any) -> Workfl
 def update_workflow(
     session: Session, principal: Principal, workflow_id: str, data: Any
 ) -> Workflow:
-    principal.require("workflows:write")
-    wf = repo.read_workflow(
-        session, organization_id=principal.organization_id, workflow_id=workflow_id
-    )
+    wf = _workflow(session, principal, workflow_id, "workflows:write")
     if isinstance(data, dict) and "status" not in data:
         data = {**data, "status": wf.status}
     spec = _spec_dict(data)
-    repo.save_workflow_version(session, workflow=wf, spec=spec, updated_by=principal.user_id)
+    _check_integrations(session, principal, spec)
+    repo.save_workflow_version(session, workflow=wf, spec=spec, actor=Actor.of(principal))
     record_audit(session, principal, "workflow.updated", "workflow", wf.id, {"version": wf.version})
     return wf
 
@@ -58,14 +74,11 @@ def current_spec(session: Session, workflow: Workflow) -> dict[str, Any]:
 
 def set_status(session: Session, principal: Principal, workflow_id: str, status: str) -> Workflow:
     """Activate, pause or archive: a new version too, so the history shows who did it."""
-    principal.require("workflows:write")
-    wf = repo.read_workflow(
-        session, organization_id=principal.organization_id, workflow_id=workflow_id
-    )
+    wf = _workflow(session, principal, workflow_id, "workflows:write")
     if wf.status == status:
         return wf
     spec = {**current_spec(session, wf), "status": status}
-    repo.save_workflow_version(session, workflow=wf, spec=spec, updated_by=principal.user_id)
+    repo.save_workflow_version(session, workflow=wf, spec=spec, actor=Actor.of(principal))
     record_audit(
         session, principal, f"workflow.{status}", "workflow", wf.id, {"version": wf.version}
     )
@@ -73,15 +86,12 @@ def set_status(session: Session, principal: Principal, workflow_id: str, status:
 
 
 def rollback(session: Session, principal: Principal, workflow_id: str, version: int) -> Workflow:
-    principal.require("workflows:write")
-    wf = repo.read_workflow(
-        session, organization_id=principal.organization_id, workflow_id=workflow_id
-    )
+    wf = _workflow(session, principal, workflow_id, "workflows:write")
     old = repo.read_workflow_version(
         session, organization_id=principal.organization_id, workflow_id=workflow_id, version=version
     )
     spec = {**old.spec, "status": wf.status}
-    repo.save_workflow_version(session, workflow=wf, spec=spec, updated_by=principal.user_id)
+    repo.save_workflow_version(session, workflow=wf, spec=spec, actor=Actor.of(principal))
     record_audit(
         session,
         principal,
@@ -114,10 +124,7 @@ def diff_versions(
 def trigger_manually(
     session: Session, principal: Principal, workflow_id: str, payload: Any
 ) -> WorkflowRun:
-    principal.require("runs:write")
-    wf = repo.read_workflow(
-        session, organization_id=principal.organization_id, workflow_id=workflow_id
-    )
+    wf = _workflow(session, principal, workflow_id, "runs:write")
     if wf.status in ("archived",):
         raise Conflict("an archived workflow cannot run")
     if payload is not None and not isinstance(payload, dict):
@@ -131,8 +138,9 @@ def trigger_manually(
         trigger_data={
             "type": "manual",
             "data": payload or {},
-            "by": principal.user_id or principal.key_id,
+            "by": Actor.of(principal).ref(),
         },
+        actor=Actor.of(principal),
     )
     record_audit(session, principal, "workflow.triggered", "workflow", wf.id, {"runId": run.id})
     return run

@@ -10,10 +10,10 @@ from typing import Any
 import streamlit as st
 
 from tenancy import runs as runs_repo
+from tenancy import steps as steps_repo
 from tenancy import workflows as workflows_repo
 from tenancy.db import session_scope
 from tenancy.errors import NotFound
-from tenancy.models import StepExecution, WorkflowRun
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class RunRow:
     started_at: int | None
     completed_at: int | None
     duration_ms: int | None
+    resume_at: int | None = None  # suspended by a long delay: when it runs again
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class RunDetail:
 # --- runs --------------------------------------------------------------------------------
 
 
-def _run_row(run: WorkflowRun, workflow_name: str) -> RunRow:
+def _run_row(run: Any, workflow_name: str) -> RunRow:
     return RunRow(
         id=run.id,
         status=run.status,
@@ -78,6 +79,7 @@ def _run_row(run: WorkflowRun, workflow_name: str) -> RunRow:
         started_at=run.started_at,
         completed_at=run.completed_at,
         duration_ms=run.duration_ms,
+        resume_at=run.resume_at if run.status == "suspended" else None,
     )
 
 
@@ -118,7 +120,7 @@ def planned_steps(organization_id: str, workflow_id: str, version: int) -> list[
     ]
 
 
-def _attempt(s: StepExecution) -> StepAttempt:
+def _attempt(s: Any) -> StepAttempt:
     return StepAttempt(
         id=s.id,
         step_id=s.step_id,
@@ -144,7 +146,7 @@ def run_detail(organization_id: str, run_id: str) -> RunDetail:
         workflow = workflows_repo.read_workflow(
             session, organization_id=organization_id, workflow_id=run.workflow_id
         )
-        attempts = runs_repo.read_step_executions(
+        attempts = steps_repo.read_step_executions(
             session, organization_id=organization_id, run_id=run.id
         )
         detail = RunDetail(

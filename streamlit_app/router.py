@@ -8,7 +8,7 @@ import streamlit as st
 
 from streamlit_app import accounts, shell
 from streamlit_app.components.theme import DASHBOARD_CSS
-from streamlit_app.server import SIGNIN_PATH
+from streamlit_app.server import MFA_SETUP_PATH, SIGNIN_PATH
 
 st.set_page_config(page_title="Orbin", layout="wide")
 st.session_state.pop(shell.MEMBERSHIP_KEY, None)
@@ -22,20 +22,48 @@ if user is None:
         st.navigation([st.Page("app_pages/login.py", title="Sign in")], position="hidden").run()
     st.stop()
 
-memberships = accounts.read_memberships(user.id)
+memberships = accounts.usable_memberships(user)
 if not memberships:
     st.error("This account belongs to no organization.")
     st.stop()
 
 org = shell.choose_org(memberships)
-page = st.navigation(
+if org.refusal:  # e.g. the organization requires MFA and this account has none yet
+    st.error(org.refusal.replace("(POST /v1/auth/mfa/enroll)", "").strip())
+    st.markdown(
+        f'<a href="{MFA_SETUP_PATH}" target="_self">Set up two-factor authentication</a>',
+        unsafe_allow_html=True,
+    )
+    st.stop()
+
+
+def page(file: str, title: str, path: str, **kw: object) -> st.Page:
+    return st.Page(f"app_pages/{file}.py", title=title, url_path=path, **kw)
+
+
+page_run = page("run_detail", "Run", "run", visibility="hidden")
+nav = st.navigation(
     {
         org.name: [
-            st.Page("app_pages/runs.py", title="Runs", url_path="runs", default=True),
-            st.Page("app_pages/run_detail.py", title="Run", url_path="run", visibility="hidden"),
-        ]
+            page("overview", "Overview", "overview", default=True),
+            page("workflows", "Workflows", "workflows"),
+            page("editor", "Editor", "editor"),
+            page("runs", "Runs", "runs"),
+            page_run,
+            page("events", "Events", "events"),
+            page("integrations", "Integrations", "integrations"),
+        ],
+        "Organization": [
+            page("settings", "Settings", "settings"),
+            page("members", "Members", "members"),
+            page("api_keys", "API keys", "api-keys"),
+            page("billing", "Billing", "billing"),
+            page("audit", "Audit log", "audit"),
+        ],
+        "You": [page("account", "Account", "account")],
     }
 )
 shell.user_menu(user, org)
 st.html(DASHBOARD_CSS)
-page.run()
+shell.flash()
+nav.run()

@@ -12,8 +12,17 @@ if __name__ == "streamlit_app":
     # module the package's path keeps `streamlit_app.<module>` imports working.
     __path__ = [str(Path(__file__).parent)]
 
+import importlib  # noqa: E402
+import threading  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
 from streamlit_app.server import middleware, routes  # noqa: E402
 
 app = st.App(Path(__file__).with_name("router.py"), routes=routes(), middleware=middleware())
+
+# The model's SDK (openai) takes about a second to import: load it while the server starts,
+# not on somebody's first visit to the editor or a run.
+threading.Thread(
+    target=importlib.import_module, args=("streamlit_app.services.ai",), daemon=True
+).start()

@@ -1,1 +1,1 @@
-"""Orbin's service layer: identity, organizations, keys, plans and the tenant-scoped data."""
+"""Orbin's data layer and service core: every model and every query, one noun per module."""

@@ -15,8 +15,9 @@ import logging
 from typing import Any
 
 from tenancy import changes
+from tenancy.commit_order import CommitOrder
 from tenancy.config import get_settings
-from tenancy.db import get_engine, session_scope
+from tenancy.db import get_engine, read_scope
 from tenancy.errors import Unavailable
 
 log = logging.getLogger("orbin.changes")
@@ -58,6 +59,13 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.last_seq = 0
+        self.order = CommitOrder()
+        self._settler: asyncio.Task[None] | None = None
+
+    @property
+    def cursor(self) -> int:
+        """Every change up to this sequence number has been dispatched (or never commits)."""
+        return self.order.cursor
 
     @property
     def subscriber_count(self) -> int:
@@ -86,13 +94,58 @@ class ChangeFeed:
         if not self._subs and self._task is not None:
             self._task.cancel()
             self._task = None
+            if self._settler is not None:
+                self._settler.cancel()
+                self._settler = None
 
     def dispatch(self, change: dict[str, Any]) -> None:
+        """Fan a change out to its organization's subscribers, with the feed's ``cursor``."""
         seq = change.get("seq")
-        if isinstance(seq, int) and seq > self.last_seq:
-            self.last_seq = seq
+        if isinstance(seq, int):
+            if not self.is_postgres:  # one writer at a time: numbers are in commit order
+                self.order.settle(seq)
+            elif not self.order.arrive(seq):
+                return  # delivered already (notified and read back), or from before the feed
+            elif self.order.has_gap and self._settler is None:
+                self._settler = asyncio.create_task(self._settle(), name="orbin-feed-order")
+            self.last_seq = max(self.last_seq, seq)
+        change = {**change, "cursor": self.order.cursor}
         for sub in list(self._subs.get(change.get("org") or "", ())):
             sub.offer(change)
+
+    async def _settle(self) -> None:
+        """Close the gaps below the highest number arrived: wait until every transaction
+        running now has ended, then read from the log whatever did not arrive."""
+        try:
+            while self.order.has_gap:
+                upto = self.order.horizon
+                _, xmax = await asyncio.to_thread(_bounds)
+                waited, delay = 0.0, 0.005
+                while (await asyncio.to_thread(_bounds))[0] < xmax:
+                    if waited > GAP_PATIENCE_SECONDS:
+                        log.warning(
+                            "a transaction open over %.0f s holds change %d's gap; settling it",
+                            GAP_PATIENCE_SECONDS,
+                            self.order.cursor + 1,
+                        )
+                        break
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(delay * 2, 0.2)
+                after = self.order.cursor
+                while after < upto:
+                    batch = await asyncio.to_thread(_read_after, after)
+                    for change in batch:
+                        if change["seq"] <= upto:
+                            self.dispatch(change)
+                    if len(batch) < _BATCH or batch[-1]["seq"] >= upto:
+                        break
+                    after = batch[-1]["seq"]
+                self.order.settle(upto)
+        except Exception as exc:  # noqa: BLE001 - the next gap tries again
+            log.warning("change feed could not settle its order: %s", exc)
+        finally:
+            self._settler = None
 
     async def _run(self) -> None:
         if self.is_postgres:
@@ -109,10 +162,11 @@ class ChangeFeed:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {changes.CHANGES_CHANNEL}")
                     if self._ready.is_set():  # reconnected: what was missed meanwhile
-                        for change in await asyncio.to_thread(_read_after, self.last_seq):
+                        for change in await asyncio.to_thread(_read_after, self.order.cursor):
                             self.dispatch(change)
                     else:
-                        self.last_seq = await asyncio.to_thread(_latest)
+                        self.last_seq = await asyncio.to_thread(_quiet_latest)
+                        self.order = CommitOrder(self.last_seq)
                         self._ready.set()
                     async for note in conn.notifies():
                         try:
@@ -127,6 +181,7 @@ class ChangeFeed:
     async def _tail(self) -> None:
         poll = get_settings().stream_poll_seconds
         self.last_seq = await asyncio.to_thread(_latest)
+        self.order = CommitOrder(self.last_seq)
         self._ready.set()
         while True:
             try:
@@ -144,19 +199,40 @@ class ChangeFeed:
 _BATCH = 500
 
 
+GAP_PATIENCE_SECONDS = 30.0
+
+
 def _latest() -> int:
-    with session_scope() as session:
+    with read_scope() as session:
         return changes.latest_change_seq(session)
 
 
+def _bounds() -> tuple[int, int]:
+    with read_scope() as session:
+        return changes.snapshot_bounds(session)
+
+
+def _quiet_latest(patience: float = 2.0) -> int:
+    """The feed's starting point: the last number, once the transactions running when it was
+    read have ended (a number below it still uncommitted would otherwise count as settled)."""
+    import time
+
+    latest = _latest()
+    _, xmax = _bounds()
+    deadline = time.monotonic() + patience
+    while _bounds()[0] < xmax and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return latest
+
+
 def _read_after(seq: int) -> list[dict[str, Any]]:
-    with session_scope() as session:
+    with read_scope() as session:
         return changes.read_changes(session, after=seq, limit=_BATCH)
 
 
 def read_org_changes_after(organization_id: str, seq: int, limit: int) -> list[dict[str, Any]]:
     """For a client resuming with Last-Event-ID: its organization's changes after ``seq``."""
-    with session_scope() as session:
+    with read_scope() as session:
         return changes.read_changes(
             session, after=seq, organization_id=organization_id, limit=limit
         )

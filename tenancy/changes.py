@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import delete, event, insert, select, text
 from sqlalchemy.orm import Session
 
 from tenancy.clock import now_ms
@@ -298,10 +298,37 @@ def read_changes(
     return [{**payload, "seq": seq} for seq, payload in rows]
 
 
+def snapshot_bounds(session: Session) -> tuple[int, int]:
+    """PostgreSQL: (xmin, xmax) of a fresh snapshot. Every transaction below xmin has ended;
+    every one running now is below xmax."""
+    row = session.execute(
+        text(
+            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint"
+            " FROM pg_current_snapshot() AS s"
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 def latest_change_seq(session: Session) -> int:
     return session.scalar(select(ChangeRecord.id).order_by(ChangeRecord.id.desc()).limit(1)) or 0
 
 
-def prune_changes(session: Session, *, older_than_ms: int) -> int:
-    res = session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < older_than_ms))
-    return res.rowcount or 0
+def prune_changes(session: Session, *, older_than_ms: int, batch: int | None = None) -> int:
+    """Delete change records older than ``older_than_ms`` (at most ``batch`` of them, the
+    oldest; two trimmers at once take different rows on PostgreSQL)."""
+    if batch is None:
+        res = session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < older_than_ms))
+        return res.rowcount or 0
+    q = (
+        select(ChangeRecord.id)
+        .where(ChangeRecord.created_at < older_than_ms)
+        .order_by(ChangeRecord.id)
+        .limit(batch)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    ids = list(session.scalars(q))
+    if ids:
+        session.execute(delete(ChangeRecord).where(ChangeRecord.id.in_(ids)))
+    return len(ids)

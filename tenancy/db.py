@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -10,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from tenancy.config import get_settings
+from tenancy.errors import Conflict
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -26,10 +29,24 @@ NAMING_CONVENTION = {
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+# PostgreSQL's json/jsonb cannot hold the NUL character (psycopg: "unsupported Unicode escape
+# sequence"): a step's output may (a python step reading /proc, an HTTP answer). Stored as
+# U+FFFD instead, never a failed run or a 500. Input at the API's edge is refused (422).
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def json_dumps_storable(value: object) -> str:
+    text = json.dumps(value)
+    if "\\u0000" in text:
+        text = _NUL_ESCAPE.sub(r"\1\\ufffd", text)
+    return text
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+READ_ONLY = "orbin_read_only"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -54,7 +71,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that reads, then writes, fails
         # with SQLITE_BUSY_SNAPSHOT under concurrent writers whatever the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit of work (read_scope) never writes: it reads a snapshot without
+        # the lock, so pages and live tails do not queue behind the writers.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _PING_AFTER_IDLE_SECONDS = 10.0
@@ -101,7 +123,13 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
+            engine = create_engine(
+                url,
+                pool_size=20,
+                max_overflow=20,
+                pool_recycle=1800,
+                json_serializer=json_dumps_storable,
+            )
             _ping_when_idle(engine)
         _engines[url] = engine
         return engine
@@ -147,6 +175,76 @@ def session_scope(engine: Engine | Connection | None = None) -> Iterator[Session
         session.close()
 
 
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """A unit of work that only reads (never commits): on SQLite it takes no write lock."""
+    session = Session(get_engine().execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
 def ping(engine: Engine | None = None) -> None:
     with (engine or get_engine()).connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+# The database itself failed (down, restarting, connection lost), not the request.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+DatabaseUnavailable = OperationalError
+
+_autocommit: dict[int, Engine] = {}
+
+
+def single_statement_engine() -> Engine:
+    """An engine for statements that are atomic on their own (autocommit on PostgreSQL)."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        return engine  # a local file: BEGIN and COMMIT cost no round trip
+    option = _autocommit.get(id(engine))
+    if option is None:
+        option = _autocommit.setdefault(
+            id(engine), engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+    return option
+
+
+class AutocommitConnection:
+    """One autocommit connection of a caller's own to the current database (PostgreSQL only)."""
+
+    def __init__(self) -> None:
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection | None:
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            return None
+        conn = self._conn
+        if conn is not None and (conn.engine is not engine or conn.invalidated or conn.closed):
+            conn.close()
+            conn = self._conn = None
+        if conn is None:
+            conn = self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return conn
+
+    def drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+            self._conn = None
+
+
+def flush_unique(session: Session, conflict: str, *new: Any) -> None:
+    """Add ``new`` and flush in a savepoint: a unique row it would duplicate is a Conflict
+    with this message, and the transaction stays usable."""
+    try:
+        with session.begin_nested():
+            session.add_all(new)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc

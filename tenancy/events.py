@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from tenancy.changes import change, publish_change, publish_many
 from tenancy.clock import new_id, now_ms
 from tenancy.models import Event
-from tenancy.scoping import get_scoped, scoped
+from tenancy.scoping import get_scoped, in_period, matching, scoped
 
 EVENT_STATUSES = ("pending", "processed", "failed", "discarded")
 
@@ -180,7 +180,14 @@ def same_event(event: Event, *, event_type: str, source: str, payload: Any) -> b
     return event.event_type == event_type and event.source == source and event.payload == payload
 
 
+def idempotency_key(event: Event) -> str | None:
+    """The key an event was deduplicated by, if one was sent (``events.event_id`` holds the
+    event's own id otherwise)."""
+    return None if event.event_id == event.id else event.event_id
+
+
 def read_event(session: Session, *, organization_id: str, event_id: str) -> Event:
+    """By its id: the ``id`` every answer gives (never the idempotency key)."""
     return get_scoped(session, Event, organization_id, event_id, label="event")
 
 
@@ -195,22 +202,19 @@ def read_events(
     status: str | None = None,
     since: int | None = None,
     until: int | None = None,
+    idempotency_key: str | None = None,
 ) -> list[Event]:
     """Newest first. ``event_type`` may end in ``*`` (``order.*``); times are ms, until excluded."""
     q = scoped(Event, organization_id)
+    if idempotency_key:
+        q = q.where(Event.event_id == idempotency_key, Event.event_id != Event.id)
     if event_type:
-        if event_type.endswith("*"):
-            q = q.where(Event.event_type.startswith(event_type[:-1], autoescape=True))
-        else:
-            q = q.where(Event.event_type == event_type)
+        q = matching(q, Event.event_type, event_type)
     if source:
         q = q.where(Event.source == source)
     if status:
         q = q.where(Event.status == status)
-    if since is not None:
-        q = q.where(Event.created_at >= since)
-    if until is not None:
-        q = q.where(Event.created_at < until)
+    q = in_period(q, Event.created_at, since, until)
     if before:
         q = q.where(Event.id < before)
     return list(session.scalars(q.order_by(Event.id.desc()).limit(limit)))
@@ -253,3 +257,36 @@ def mark_processed_if_dispatched(session: Session, *, event_pk: str) -> None:
         publish_change(
             session, organization_id=org, kind="event", obj_id=event_pk, status="processed"
         )
+
+
+def fail_event(session: Session, *, event: Event, reason: str) -> None:
+    """A dead letter: stored, not processed, with the reason; it can be retried or discarded."""
+    event.status = "failed"
+    event.error = reason
+    event.processed_at = None
+
+
+def restart_event(session: Session, *, event: Event, run_ids: list[str]) -> None:
+    """An event started again (retried, replayed): its new runs added, announced."""
+    event.run_ids = [*(event.run_ids or []), *run_ids]
+    event.error = None
+    # Processed again once the new runs are handed to the engine (see the worker).
+    event.status = "pending" if run_ids else "processed"
+    event.processed_at = None if run_ids else now_ms()
+    session.flush()
+    announce_event(session, event)
+
+
+def discard_event(session: Session, *, event: Event) -> None:
+    """A dead letter given up on: discarded, announced."""
+    event.status = "discarded"
+    event.processed_at = now_ms()
+    session.flush()
+    announce_event(session, event)
+
+
+def set_event_runs(session: Session, *, event: Event, run_ids: list[str]) -> None:
+    """The runs an event started, recorded and announced."""
+    event.run_ids = run_ids
+    session.flush()
+    announce_event(session, event)

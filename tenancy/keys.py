@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -14,9 +15,10 @@ from sqlalchemy.orm import Session
 from tenancy.clock import now_ms
 from tenancy.errors import InvalidInput, Unauthenticated
 from tenancy.models import ApiKey, Organization
-from tenancy.principal import PERMISSIONS, Principal
+from tenancy.principal import ALL_PERMISSIONS, Principal
 from tenancy.scoping import get_scoped, scoped
 
+KeyType = Literal["secret", "publishable", "restricted"]
 KEY_TYPES = {"publishable": "pk", "secret": "sk", "restricted": "rk"}
 _LAST_USED_GRANULARITY_MS = 60_000
 _CACHE_SECONDS = 5.0
@@ -43,14 +45,18 @@ def create_api_key(
     created_by: str | None = None,
 ) -> CreatedKey:
     if type not in KEY_TYPES:
-        raise InvalidInput(f"key type must be one of {', '.join(KEY_TYPES)}")
+        raise InvalidInput(
+            f"unknown key type {type!r}; one of {', '.join(KEY_TYPES)}",
+            details=[{"field": "type", "allowed": list(KEY_TYPES)}],
+        )
     if type == "restricted":
-        unknown = sorted(set(permissions or []) - set(PERMISSIONS))
+        unknown = sorted(set(permissions or []) - set(ALL_PERMISSIONS))
         if not permissions or unknown:
             raise InvalidInput(
-                "a restricted key needs a permission list"
-                + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
-                details=[{"field": "permissions", "allowed": list(PERMISSIONS)}],
+                ("a restricted key needs a permission list" if not unknown else "")
+                + (f"unknown permissions {', '.join(unknown)}" if unknown else "")
+                + f"; the permissions are {', '.join(ALL_PERMISSIONS)}",
+                details=[{"field": "permissions", "allowed": list(ALL_PERMISSIONS)}],
             )
     elif permissions:
         raise InvalidInput("only restricted keys take a permission list")
@@ -84,9 +90,47 @@ def revoke_api_key(session: Session, *, organization_id: str, key_id: str) -> Ap
     return key
 
 
+MAX_GRACE_SECONDS = 7 * 86_400
+
+
+def rotate_api_key(
+    session: Session,
+    *,
+    organization_id: str,
+    key_id: str,
+    grace_seconds: int = 0,
+    created_by: str | None = None,
+) -> CreatedKey:
+    """A new key with the same name, type and permissions; the old one keeps working for
+    ``grace_seconds`` (so deployments can switch over), then stops."""
+    if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        raise InvalidInput(f"graceSeconds must be between 0 and {MAX_GRACE_SECONDS}")
+    old = get_scoped(session, ApiKey, organization_id, key_id, label="API key")
+    if old.revoked_at is not None:
+        raise InvalidInput("a revoked key cannot be rotated")
+    now = now_ms()
+    if old.expires_at is not None and old.expires_at <= now:
+        raise InvalidInput("an expired key cannot be rotated")
+    created = create_api_key(
+        session,
+        organization_id=organization_id,
+        name=old.name,
+        type=old.type,
+        permissions=old.permissions,
+        expires_at=old.expires_at,
+        created_by=created_by,
+    )
+    until = now + grace_seconds * 1000
+    old.expires_at = until if old.expires_at is None else min(old.expires_at, until)
+    if grace_seconds == 0:
+        old.revoked_at = now
+    _cache.clear()
+    return created
+
+
 def _permissions(key: ApiKey) -> frozenset[str]:
     if key.type == "secret":
-        return frozenset(PERMISSIONS)
+        return frozenset(ALL_PERMISSIONS)
     if key.type == "publishable":
         return frozenset({"events:write"})
     return frozenset(key.permissions or [])
@@ -147,6 +191,8 @@ def authenticate_api_key(session: Session, plaintext: str | None) -> Principal:
     if row is None:
         raise Unauthenticated("invalid API key")
     key, org = row
+    if org.deleted_at is not None:
+        raise Unauthenticated("this API key's organization was deleted")
     if key.revoked_at is not None:
         raise Unauthenticated("this API key has been revoked")
     if key.expires_at is not None and key.expires_at <= now:
@@ -164,3 +210,8 @@ def authenticate_api_key(session: Session, plaintext: str | None) -> Principal:
     )
     _cache.put(key_hash, principal, key.expires_at)
     return principal
+
+
+def forget_cached_principals() -> None:
+    """After a plan change: the next request of every key reads its organization again."""
+    _cache.clear()

@@ -40,11 +40,19 @@ class Organization(Base):
     usage_limit_executions: Mapped[int] = mapped_column(Integer, default=1000)
     usage_current_executions: Mapped[int] = mapped_column(Integer, default=0)
     usage_reset_at: Mapped[int] = mapped_column(Timestamp, default=0)
+    # Billing (tenancy/billing.py): subscription status, the period's start when a subscription
+    # sets it, the Stripe time of the last subscription change applied, the Prefect pool's limit.
+    billing_status: Mapped[str | None] = mapped_column(String(20))
+    billing_period_start: Mapped[int | None] = mapped_column(Timestamp)
+    billing_event_at: Mapped[int | None] = mapped_column(Timestamp)
+    pool_concurrency: Mapped[int | None] = mapped_column(Integer)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Encrypted with tenancy.crypto; the previous secret verifies until its grace period ends.
     webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
     webhook_secret_prev_enc: Mapped[str | None] = mapped_column(Text)
     webhook_secret_prev_until: Mapped[int | None] = mapped_column(Timestamp)
+    # Deleted by its owner: kept (with its audit trail) but reachable by no one; slug reserved.
+    deleted_at: Mapped[int | None] = mapped_column(Timestamp)
     created_at: Mapped[int] = _created()
     updated_at: Mapped[int] = mapped_column(Timestamp, default=now_ms, onupdate=now_ms)
 
@@ -59,6 +67,12 @@ class User(Base):
     avatar_url: Mapped[str | None] = mapped_column(String(500))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     mfa_secret_enc: Mapped[str | None] = mapped_column(Text)
+    mfa_enabled_at: Mapped[int | None] = mapped_column(Timestamp)
+    # SHA-256 hashes of the unused recovery codes.
+    mfa_recovery_hashes: Mapped[list[str] | None] = mapped_column(JSONType)
+    failed_signins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[int | None] = mapped_column(Timestamp)
+    notification_preferences: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[int] = _created()
     updated_at: Mapped[int] = mapped_column(Timestamp, default=now_ms, onupdate=now_ms)
 
@@ -86,7 +100,45 @@ class Invitation(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[int] = mapped_column(Timestamp)
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    accepted_at: Mapped[int | None] = mapped_column(Timestamp)
     created_at: Mapped[int] = _created()
+
+
+class UserSession(Base):
+    """A signed-in session: the bearer token ``ses_...`` is shown once, stored as SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = _created()
+    last_seen_at: Mapped[int] = mapped_column(Timestamp, default=now_ms)
+    expires_at: Mapped[int] = mapped_column(Timestamp)
+    revoked_at: Mapped[int | None] = mapped_column(Timestamp)
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    # Set for a single sign-on session: it acts in that organization only.
+    organization_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+
+
+class MailItem(Base):
+    """A message to send, stored with the change that caused it; sent after the commit."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_pending", "sent_at", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoPK, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str | None] = mapped_column(ID)
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[int] = mapped_column(Timestamp, default=now_ms)
+    sent_at: Mapped[int | None] = mapped_column(Timestamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):
@@ -136,8 +188,11 @@ class Workflow(Base):
     # orbin_flows/schedules.py); a provider-issued webhook signing secret, encrypted.
     schedule_synced_version: Mapped[int | None] = mapped_column(Integer)
     webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
+    # Who: a user (created_by / updated_by), or an API key (..._key_id); see tenancy/actors.py.
     created_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     updated_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
+    created_by_key_id: Mapped[str | None] = mapped_column(ID)
+    updated_by_key_id: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[int] = _created()
     updated_at: Mapped[int] = mapped_column(Timestamp, default=now_ms, onupdate=now_ms)
 
@@ -161,6 +216,7 @@ class WorkflowVersion(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     code_hash: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
+    created_by_key_id: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[int] = _created()
 
 
@@ -171,6 +227,7 @@ class Event(Base):
         Index("ix_events_org_created", "organization_id", "created_at"),
         Index("ix_events_org_type", "organization_id", "event_type"),
         Index("ix_events_org_status", "organization_id", "status"),
+        Index("ix_events_org_id", "organization_id", "id"),
     )
 
     id: Mapped[str] = _id()
@@ -196,6 +253,9 @@ class WorkflowRun(Base):
         Index("ix_workflow_runs_org_status", "organization_id", "status"),
         Index("ix_workflow_runs_workflow_created", "workflow_id", "created_at"),
         Index("ix_workflow_runs_status_lease", "status", "lease_expires_at"),
+        # Keyset pages of one org's runs, newest first (the id is time-ordered).
+        Index("ix_workflow_runs_org_id", "organization_id", "id"),
+        Index("ix_workflow_runs_org_status_id", "organization_id", "status", "id"),
     )
 
     id: Mapped[str] = _id()
@@ -218,6 +278,10 @@ class WorkflowRun(Base):
     completed_at: Mapped[int | None] = mapped_column(Timestamp)
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = _created()
+    trace_parent: Mapped[str | None] = mapped_column(String(55))  # W3C, when traced
+    # Who started it (a user, or an API key); none for schedules, webhooks and emit steps.
+    created_by: Mapped[str | None] = mapped_column(ID)
+    created_by_key_id: Mapped[str | None] = mapped_column(ID)
 
 
 class StepExecution(Base):
@@ -267,7 +331,10 @@ class OutboxItem(Base):
 
 class Integration(Base):
     __tablename__ = "integrations"
-    __table_args__ = (Index("ix_integrations_org_provider", "organization_id", "provider"),)
+    __table_args__ = (
+        Index("ix_integrations_org_provider", "organization_id", "provider"),
+        UniqueConstraint("organization_id", "name", name="uq_integrations_org_name"),
+    )
 
     id: Mapped[str] = _id()
     organization_id: Mapped[str] = _org()
@@ -277,6 +344,9 @@ class Integration(Base):
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(20), default="active")
     last_sync_at: Mapped[int | None] = mapped_column(Timestamp)
+    last_used_at: Mapped[int | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failure_count: Mapped[int] = mapped_column(Integer, default=0)
     connected_by: Mapped[str | None] = mapped_column(ID, ForeignKey("users.id"))
     created_at: Mapped[int] = _created()
     updated_at: Mapped[int] = mapped_column(Timestamp, default=now_ms, onupdate=now_ms)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from tenancy.errors import PermissionDenied
 
+Role = Literal["viewer", "member", "admin", "owner"]
 ROLE_RANK = {"viewer": 1, "member": 2, "admin": 3, "owner": 4}
+ROLES: tuple[str, ...] = get_args(Role)
 
 # Every permission a restricted key may be given; a secret key has all of them.
 PERMISSIONS = (
@@ -16,13 +19,50 @@ PERMISSIONS = (
     "runs:write",
     "workflows:read",
     "workflows:write",
+    "ai:use",
 )
-# What each role may do when acting through a session (the dashboard).
+# Organization administration: a secret key has these too; a restricted key may be given them.
+ADMIN_PERMISSIONS = (
+    "members:read",
+    "members:write",
+    "keys:read",
+    "keys:write",
+    "audit:read",
+    "org:write",
+    "billing:read",
+    "billing:write",
+)
+ALL_PERMISSIONS = PERMISSIONS + ADMIN_PERMISSIONS
+Permission = Literal[ALL_PERMISSIONS]  # type: ignore[valid-type] # one of them, for schemas
+
+# The role matrix: each permission and the lowest role that holds it (roles are ordered).
+# The README's table is generated from it (tests/unit/test_identity_matrix.py checks it).
+MATRIX: dict[str, str] = {
+    "events:read": "viewer",
+    "runs:read": "viewer",
+    "workflows:read": "viewer",
+    "members:read": "viewer",
+    "events:write": "member",
+    "runs:write": "member",
+    "workflows:write": "member",
+    "ai:use": "member",
+    "members:write": "admin",
+    "keys:read": "admin",
+    "keys:write": "admin",
+    "audit:read": "admin",
+    "org:write": "admin",
+    "sso:manage": "admin",
+    "billing:read": "admin",
+    "billing:write": "owner",
+    "org:delete": "owner",
+    "org:transfer": "owner",
+}
+ROLES = ("viewer", "member", "admin", "owner")
+
+# What each role may do when acting through a session (the dashboard, a signed-in client).
 ROLE_PERMISSIONS = {
-    "viewer": {"events:read", "runs:read", "workflows:read"},
-    "member": set(PERMISSIONS),
-    "admin": set(PERMISSIONS),
-    "owner": set(PERMISSIONS),
+    role: {p for p, lowest in MATRIX.items() if ROLE_RANK[role] >= ROLE_RANK[lowest]}
+    for role in ROLES
 }
 
 
@@ -52,7 +92,7 @@ class Principal:
 
 
 def system_principal(organization_id: str, slug: str, plan: str = "free") -> Principal:
-    return Principal(organization_id, slug, plan, "system", frozenset(PERMISSIONS))
+    return Principal(organization_id, slug, plan, "system", frozenset(MATRIX))
 
 
 def require_admin(principal: Principal) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from tenancy import runs as runs_repo
+from tenancy import steps as steps_repo
 from tenancy.changes import publish_change
 from tenancy.clock import new_id, now_ms
 from tenancy.db import session_scope
@@ -108,7 +108,7 @@ class Recorder:
         next_retry_at: int | None = None,
     ) -> None:
         """``rec``: a StepRecord, or a StepExecution row read earlier."""
-        values = runs_repo.step_finish_values(
+        values = steps_repo.step_finish_values(
             started_at=rec.started_at,
             status=status,
             output=output,
@@ -122,7 +122,7 @@ class Recorder:
             "step_id": rec.step_id,
             "attempt": rec.attempt,
         }
-        self.submit(lambda session: runs_repo.write_step_finish(session, values=values, **ids))
+        self.submit(lambda session: steps_repo.write_step_finish(session, values=values, **ids))
 
     # --- the machinery ----------------------------------------------------------------
 

@@ -9,8 +9,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tenancy.clock import now_ms
-from tenancy.errors import LimitExceeded
+from tenancy.errors import ExecutionLimitReached
 from tenancy.models import Organization
+from tenancy.plans import get_plan
 
 
 def _next_month_ms(now: int) -> int:
@@ -27,7 +28,12 @@ def reserve_executions(session: Session, *, organization_id: str, count: int) ->
     session.execute(
         update(Organization)
         .where(Organization.id == organization_id, Organization.usage_reset_at <= now)
-        .values(usage_current_executions=0, usage_reset_at=_next_month_ms(now))
+        # Until Stripe announces the subscription's next period, the calendar month counts.
+        .values(
+            usage_current_executions=0,
+            usage_reset_at=_next_month_ms(now),
+            billing_period_start=None,
+        )
     )
     res = session.execute(
         update(Organization)
@@ -39,8 +45,15 @@ def reserve_executions(session: Session, *, organization_id: str, count: int) ->
     )
     if res.rowcount == 0:
         org = session.get(Organization, organization_id)
+        if org is not None and get_plan(org.plan).overage:  # past the limit, metered
+            session.execute(
+                update(Organization)
+                .where(Organization.id == organization_id)
+                .values(usage_current_executions=Organization.usage_current_executions + count)
+            )
+            return
         limit = org.usage_limit_executions if org else 0
-        raise LimitExceeded(
+        raise ExecutionLimitReached(
             f"the monthly execution limit ({limit}) of this organization's plan is reached; "
             "upgrade the plan or wait for the next period",
         )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tenancy.errors import Conflict, NotFound
+from tenancy.actors import NOBODY, Actor
+from tenancy.db import flush_unique
 from tenancy.models import Workflow, WorkflowVersion
-from tenancy.scoping import get_scoped, scoped
+from tenancy.scoping import first_or_not_found, get_scoped, scoped
+
+WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -27,90 +29,76 @@ def _trigger_columns(trigger: dict[str, Any]) -> tuple[str, str | None]:
     return ttype, key
 
 
-def insert_workflow(
-    session: Session,
-    *,
-    organization_id: str,
-    spec: dict[str, Any],
-    created_by: str | None = None,
-    entrypoint: str | None = None,
-) -> Workflow:
+def _spec_columns(spec: dict[str, Any]) -> dict[str, Any]:
+    """The workflow row's columns that mirror its newest spec."""
     ttype, key = _trigger_columns(spec["trigger"])
-    wf = Workflow(
-        organization_id=organization_id,
-        name=spec["name"],
-        slug=spec["slug"],
-        description=spec.get("description"),
-        trigger=spec["trigger"],
-        steps=spec.get("steps", []),
-        settings=spec.get("settings") or {},
-        trigger_type=ttype,
-        trigger_event_key=key,
-        status=spec.get("status") or "draft",
-        version=1,
-        code_hash=spec_hash(spec),
-        entrypoint=entrypoint or spec.get("deployment"),
-        created_by=created_by,
-        updated_by=created_by,
-    )
-    session.add(wf)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a workflow with slug {spec['slug']!r} exists in this organization"
-        ) from exc
-    session.add(
-        WorkflowVersion(
-            organization_id=organization_id,
-            workflow_id=wf.id,
-            version=1,
-            spec=spec,
-            code_hash=wf.code_hash or "",
-            created_by=created_by,
-        )
-    )
-    session.flush()
-    return wf
+    return {
+        "name": spec["name"],
+        "slug": spec["slug"],
+        "description": spec.get("description"),
+        "trigger": spec["trigger"],
+        "steps": spec.get("steps", []),
+        "settings": spec.get("settings") or {},
+        "trigger_type": ttype,
+        "trigger_event_key": key,
+        "code_hash": spec_hash(spec),
+    }
 
 
-def save_workflow_version(
-    session: Session, *, workflow: Workflow, spec: dict[str, Any], updated_by: str | None = None
-) -> Workflow:
-    """Every save is a new version; the workflow row mirrors the newest one."""
-    ttype, key = _trigger_columns(spec["trigger"])
-    workflow.version += 1
-    workflow.name = spec["name"]
-    workflow.slug = spec["slug"]
-    workflow.description = spec.get("description")
-    workflow.trigger = spec["trigger"]
-    workflow.steps = spec.get("steps", [])
-    workflow.settings = spec.get("settings") or {}
-    workflow.trigger_type = ttype
-    workflow.trigger_event_key = key
-    if spec.get("status"):
-        workflow.status = spec["status"]
-    workflow.code_hash = spec_hash(spec)
-    workflow.entrypoint = spec.get("deployment")
-    workflow.updated_by = updated_by
+def _add_version(session: Session, workflow: Workflow, spec: dict[str, Any], actor: Actor) -> None:
     session.add(
         WorkflowVersion(
             organization_id=workflow.organization_id,
             workflow_id=workflow.id,
             version=workflow.version,
             spec=spec,
-            code_hash=workflow.code_hash,
-            created_by=updated_by,
+            code_hash=workflow.code_hash or "",
+            created_by=actor.user_id,
+            created_by_key_id=actor.key_id,
         )
     )
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "the workflow changed meanwhile, or its slug is taken; reload and retry"
-        ) from exc
+
+
+def insert_workflow(
+    session: Session,
+    *,
+    organization_id: str,
+    spec: dict[str, Any],
+    actor: Actor = NOBODY,
+    entrypoint: str | None = None,
+) -> Workflow:
+    wf = Workflow(
+        organization_id=organization_id,
+        **_spec_columns(spec),
+        status=spec.get("status") or "draft",
+        version=1,
+        entrypoint=entrypoint or spec.get("deployment"),
+        created_by=actor.user_id,
+        updated_by=actor.user_id,
+        created_by_key_id=actor.key_id,
+        updated_by_key_id=actor.key_id,
+    )
+    session.add(wf)
+    flush_unique(session, f"a workflow with slug {spec['slug']!r} exists in this organization")
+    _add_version(session, wf, spec, actor)
+    session.flush()
+    return wf
+
+
+def save_workflow_version(
+    session: Session, *, workflow: Workflow, spec: dict[str, Any], actor: Actor = NOBODY
+) -> Workflow:
+    """Every save is a new version; the workflow row mirrors the newest one."""
+    workflow.version += 1
+    for column, value in _spec_columns(spec).items():
+        setattr(workflow, column, value)
+    if spec.get("status"):
+        workflow.status = spec["status"]
+    workflow.entrypoint = spec.get("deployment")
+    workflow.updated_by = actor.user_id
+    workflow.updated_by_key_id = actor.key_id
+    _add_version(session, workflow, spec, actor)
+    flush_unique(session, "the workflow changed meanwhile, or its slug is taken; reload and retry")
     return workflow
 
 
@@ -118,11 +106,14 @@ def read_workflow(session: Session, *, organization_id: str, workflow_id: str) -
     return get_scoped(session, Workflow, organization_id, workflow_id, label="workflow")
 
 
+def find_workflow(session: Session, workflow_id: str) -> Workflow | None:
+    """Any organization's workflow by id (the platform's own jobs, not a request)."""
+    return session.get(Workflow, workflow_id)
+
+
 def read_workflow_by_slug(session: Session, *, organization_id: str, slug: str) -> Workflow:
-    wf = session.scalars(scoped(Workflow, organization_id).where(Workflow.slug == slug)).first()
-    if wf is None:
-        raise NotFound(f"workflow {slug!r} not found")
-    return wf
+    stmt = scoped(Workflow, organization_id).where(Workflow.slug == slug)
+    return first_or_not_found(session, stmt, f"workflow {slug!r} not found")
 
 
 def read_workflows(
@@ -146,26 +137,28 @@ def read_workflows(
 def read_workflow_version(
     session: Session, *, organization_id: str, workflow_id: str, version: int
 ) -> WorkflowVersion:
-    row = session.scalars(
-        scoped(WorkflowVersion, organization_id).where(
-            WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"version {version} of workflow {workflow_id} not found")
-    return row
+    stmt = scoped(WorkflowVersion, organization_id).where(
+        WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
+    )
+    return first_or_not_found(
+        session, stmt, f"version {version} of workflow {workflow_id} not found"
+    )
 
 
 def read_workflow_versions(
-    session: Session, *, organization_id: str, workflow_id: str
+    session: Session,
+    *,
+    organization_id: str,
+    workflow_id: str,
+    limit: int | None = None,
+    before_version: int | None = None,
 ) -> list[WorkflowVersion]:
-    return list(
-        session.scalars(
-            scoped(WorkflowVersion, organization_id)
-            .where(WorkflowVersion.workflow_id == workflow_id)
-            .order_by(WorkflowVersion.version.desc())
-        )
-    )
+    """Newest first; ``before_version`` starts after that version (keyset pages)."""
+    q = scoped(WorkflowVersion, organization_id).where(WorkflowVersion.workflow_id == workflow_id)
+    if before_version is not None:
+        q = q.where(WorkflowVersion.version < before_version)
+    q = q.order_by(WorkflowVersion.version.desc())
+    return list(session.scalars(q.limit(limit) if limit else q))
 
 
 def read_event_trigger_candidates(

@@ -59,6 +59,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = f"sqlite:///{tmp_path / 'orbin.db'}"
     _configure(tmp_path / "home", url)
     upgrade()
+    from tenancy.identity import throttle
+
+    throttle.reset()  # sign-in attempts are counted afresh with each new database
     try:
         yield url
     finally:

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; the use cases live in orbin_flows/ and tenancy/."""

@@ -7,10 +7,6 @@ waits on Prefect. The caller was authenticated and rate-limited by the middlewar
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import weakref
-from functools import partial
 from typing import Any, Literal
 
 import orjson
@@ -18,27 +14,30 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 
+from ingest_api.auth import authenticate
 from ingest_api.body import read_json
 from ingest_api.deps import Allowed, SessionDep
 from ingest_api.errors import ApiError, error_body, validation_details
+from ingest_api.ingest_answers import ingest_events
 from ingest_api.ratelimit import request_principal
 from ingest_api.schemas.events import (
     BatchAccepted,
     BatchEventIn,
     BatchIn,
     EventAccepted,
+    EventDetail,
     EventIn,
     EventPublic,
     EventsPage,
 )
 from ingest_api.schemas.runs import RunPublic
-from orbin_flows.ingest import IngestResult, NewEvent, Outcome, ingest_writer
+from orbin_flows.ingest import IngestResult, NewEvent
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
+from tenancy.clock import parse_instant
 from tenancy.config import get_settings
-from tenancy.db import session_scope
 from tenancy.errors import Conflict, InvalidInput, LimitExceeded, OrbinError
-from tenancy.keys import authenticate_api_key
+from tenancy.pagination import page
 from tenancy.principal import Principal
 
 router = APIRouter(tags=["events"])
@@ -58,8 +57,29 @@ _IDEMPOTENCY_HEADER = {
     "in": "header",
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-    "description": "Becomes the eventId; the same key with the same event is answered once",
+    "description": "The same key with the same event is answered once (the answer's "
+    "idempotencyKey); the event's own id is id",
 }
+
+
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema with its ``#/$defs/...`` references replaced by what they name: inside
+    the OpenAPI document, a ``$defs`` reference would not resolve."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+                return resolve(dict(defs[ref[8:]]))
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
 _BODY_DOC = {
     "parameters": [_KEY_HEADER, _IDEMPOTENCY_HEADER],
     "requestBody": {
@@ -71,7 +91,7 @@ _BATCH_DOC = {
     "parameters": [_KEY_HEADER],
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": BatchIn.model_json_schema()}},
+        "content": {"application/json": {"schema": inline_defs(BatchIn.model_json_schema())}},
     },
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -117,68 +137,13 @@ def _check_idempotency_key(key: str | None) -> None:
         )
 
 
-def _authenticate(key: str | None) -> Principal:
-    with session_scope() as session:
-        return authenticate_api_key(session, key)
-
-
 async def ingesting_principal(request: Request) -> Principal:
     """The caller, checked before the body is read: 401 without a key, 403 without the right."""
     principal = request_principal(request.state)
     if principal is None:  # the middleware saw no key
-        principal = await run_in_threadpool(_authenticate, request.headers.get("x-api-key"))
+        principal = await run_in_threadpool(authenticate, request.headers.get("x-api-key"))
     principal.require("events:write")
     return principal
-
-
-class _Answers:
-    """Hands the writer's outcomes to the waiting requests of one event loop.
-
-    The writer finishes a batch of requests at once; their answers cross over to the loop in
-    one wake-up (one ``call_soon_threadsafe``), not one per request.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = weakref.ref(loop)  # not kept alive by its entry in _answers
-        self.lock = threading.Lock()
-        self.ready: list[tuple[asyncio.Future[list[Outcome]], Any]] = []
-
-    def deliver(self, future: asyncio.Future[list[Outcome]], outcome: Any) -> None:
-        with self.lock:
-            self.ready.append((future, outcome))
-            if len(self.ready) > 1:
-                return  # a wake-up is already on its way
-        loop = self.loop()
-        if loop is not None:
-            loop.call_soon_threadsafe(self.flush)
-
-    def flush(self) -> None:
-        with self.lock:
-            ready, self.ready = self.ready, []
-        for future, outcome in ready:
-            if future.cancelled():
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-
-_answers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Answers] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def ingest_events(principal: Principal, events: list[NewEvent]) -> list[Outcome]:
-    """Written by this process's group-commit writer with other requests' events; the
-    outcomes come back once they are committed."""
-    loop = asyncio.get_running_loop()
-    answers = _answers.get(loop)
-    if answers is None:
-        answers = _answers[loop] = _Answers(loop)
-    future: asyncio.Future[list[Outcome]] = loop.create_future()
-    ingest_writer().submit_then(principal, events, partial(answers.deliver, future))
-    return await future
 
 
 async def _post_event(request: Request, source: str) -> Response:
@@ -198,20 +163,31 @@ async def _post_event(request: Request, source: str) -> Response:
 
 
 _IDEMPOTENCY_DOC = (
+    "The answer's ``id`` is the event's id, which every route takes (``GET /v1/events/{id}``, "
+    "replay); ``eventId`` is an alias of it, and ``idempotencyKey`` the key sent, if any. "
     "The same ``x-idempotency-key`` with the same event returns the original answer (same "
-    "eventId and runIds) and starts nothing, however many times and however concurrently it "
+    "id and runIds) and starts nothing, however many times and however concurrently it "
     "is sent. The same key with a different event (type, source or data) is refused with "
-    "409 ``conflict`` naming the original eventId: the original is kept, and nothing is "
+    "409 ``conflict`` naming the original event's id: the original is kept, and nothing is "
     "silently dropped."
 )
 
 
+# The one ingestion contract, at the API's path and at the PRD's.
+_INGEST: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": EventAccepted,
+    "openapi_extra": _BODY_DOC,
+    "responses": {
+        **_ERRORS,
+        409: {"description": "The idempotency key was used for another event"},
+    },
+}
+
+
 @router.post(
     "/v1/events",
-    status_code=202,
-    response_model=EventAccepted,
-    openapi_extra=_BODY_DOC,
-    responses={**_ERRORS, 409: {"description": "The idempotency key was used for another event"}},
+    **_INGEST,
     summary="Ingest an event",
     description="Store the event and start every active workflow whose event trigger "
     "matches. The answer is sent once the event is committed.\n\n" + _IDEMPOTENCY_DOC,
@@ -222,10 +198,7 @@ async def post_event(request: Request) -> Response:
 
 @router.post(
     "/api/webhooks/ingest",
-    status_code=202,
-    response_model=EventAccepted,
-    openapi_extra=_BODY_DOC,
-    responses={**_ERRORS, 409: {"description": "The idempotency key was used for another event"}},
+    **_INGEST,
     summary="Ingest an event (the PRD's path)",
     description="As ``POST /v1/events``; ``source`` defaults to ``webhook``.\n\n"
     + _IDEMPOTENCY_DOC,
@@ -278,13 +251,17 @@ def _item(index: int, outcome: IngestResult | OrbinError) -> dict[str, Any]:
         return {
             "index": index,
             "status": 202,
-            "eventId": outcome.event_id,
+            "id": outcome.event_pk,
+            "eventId": outcome.event_pk,
+            "idempotencyKey": outcome.idempotency_key,
             "runIds": outcome.run_ids,
         }
-    status = {Conflict: 409, InvalidInput: 422, LimitExceeded: 429}.get(type(outcome), 422)
+    kinds = ((Conflict, 409), (InvalidInput, 422), (LimitExceeded, 429))
+    status = next((code for kind, code in kinds if isinstance(outcome, kind)), 422)
     item: dict[str, Any] = {"index": index, "status": status}
-    if isinstance(outcome, Conflict) and outcome.details:
-        item["eventId"] = outcome.details[0].get("eventId")
+    if isinstance(outcome, Conflict | LimitExceeded) and outcome.details:
+        # The event it concerns: the original (409) or the dead letter stored (429).
+        item["id"] = item["eventId"] = outcome.details[0].get("id")
     item["error"] = error_body(outcome.code, outcome.message, outcome.details)["error"]
     return item
 
@@ -306,9 +283,10 @@ async def post_events_batch(request: Request) -> Response:
 
     Body: ``{"events": [{"type", "source"?, "data"?, "idempotencyKey"?}, ...]}`` with at
     most ``ORBIN_MAX_BATCH_EVENTS`` events (100 by default; more is a 413). The answer is
-    ``{"results": [{"index", "status", "eventId", "runIds"} | {"index", "status", "error"}]}``
-    in the order sent, where status is 202 (accepted, or an idempotent repeat), 409 (the
-    idempotency key was used for a different event; eventId names it), 422 (the event is
+    ``{"results": [{"index", "status", "id", "eventId", "idempotencyKey", "runIds"} |
+    {"index", "status", "error"}]}`` in the order sent (``eventId`` is an alias of ``id``),
+    where status is 202 (accepted, or an idempotent repeat), 409 (the
+    idempotency key was used for a different event; id names it), 422 (the event is
     invalid; the error names the field) or 429 (the monthly execution limit refused its
     runs). One bad event never rejects the others. The whole answer is **202** when every
     event was accepted and **207** (Multi-Status) otherwise. A batch counts as one request
@@ -340,6 +318,7 @@ async def post_events_batch(request: Request) -> Response:
 
 
 EventStatus = Literal["pending", "processed", "failed", "discarded"]
+TIME_DOC = "ms since the epoch, or ISO 8601 (2026-12-01, 2026-12-01T10:00:00Z)"
 
 
 @router.get("/v1/events", response_model=EventsPage, summary="List events, newest first")
@@ -349,10 +328,13 @@ def list_events(
     type: str | None = Query(None, description="an event type, or a prefix pattern: order.*"),
     source: str | None = None,
     status: EventStatus | None = None,
-    since: int | None = Query(None, description="ms since the epoch"),
-    until: int | None = Query(None, description="ms since the epoch"),
+    since: str | None = Query(None, max_length=40, description=TIME_DOC),
+    until: str | None = Query(None, max_length=40, description=TIME_DOC + " (excluded)"),
+    idempotencyKey: str | None = Query(  # noqa: N803 - the API's field name
+        None, max_length=200, description="the event sent with this idempotency key"
+    ),
     limit: int = Query(50, ge=1, le=200),
-    cursor: str | None = None,
+    cursor: str | None = Query(None, max_length=36, description="nextCursor of the last page"),
 ) -> EventsPage:
     rows = events_repo.read_events(
         session,
@@ -362,29 +344,23 @@ def list_events(
         event_type=type,
         source=source,
         status=status,
-        since=since,
-        until=until,
+        since=parse_instant(since, field="since"),
+        until=parse_instant(until, field="until"),
+        idempotency_key=idempotencyKey,
     )
-    page = rows[:limit]
-    more = len(rows) > limit
-    return EventsPage(
-        data=[EventPublic.of(e) for e in page],
-        nextCursor=page[-1].id if more and page else None,
-        hasMore=more,
-    )
+    return EventsPage.of_rows(page(rows, limit), EventPublic.of)
 
 
-@router.get("/v1/events/{event_id}", summary="One event, with the runs it started")
-def get_event(
-    event_id: str, session: SessionDep, principal: Allowed("events:read")
-) -> dict[str, Any]:
+@router.get(
+    "/v1/events/{event_id}",
+    response_model=EventDetail,
+    summary="One event, with the runs it started",
+)
+def get_event(event_id: str, session: SessionDep, principal: Allowed("events:read")) -> EventDetail:
     event = events_repo.read_event(
         session, organization_id=principal.organization_id, event_id=event_id
     )
     runs = runs_repo.read_runs_for_event(
         session, organization_id=principal.organization_id, event_pk=event.id
     )
-    return {
-        **EventPublic.of(event).model_dump(),
-        "runs": [RunPublic.of(r).model_dump() for r in runs],
-    }
+    return EventDetail(**EventPublic.of(event).model_dump(), runs=[RunPublic.of(r) for r in runs])

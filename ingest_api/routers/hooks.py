@@ -9,8 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ingest_api.body import read_body
 from ingest_api.deps import CurrentPrincipal, SessionDep
-from ingest_api.errors import ApiError
 from orbin_flows import webhooks as use_cases
 from tenancy.config import get_settings
 from tenancy.db import session_scope
@@ -28,25 +28,12 @@ class WebhookSecretIn(BaseModel):
 
 
 class RotateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: {"graceSeconds": false} or "10" is refused (422), not read as 0 or 10
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     graceSeconds: int = Field(
         24 * 3600, description="how long the previous secret keeps verifying (0: not at all)"
     )
-
-
-async def _raw_body(request: Request) -> bytes:
-    limit = get_settings().max_body_bytes
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _receive(workflow_id: str, headers: dict[str, str], body: bytes) -> use_cases.WebhookResult:
@@ -68,33 +55,29 @@ def _receive(workflow_id: str, headers: dict[str, str], body: bytes) -> use_case
 async def receive(workflow_id: str, request: Request) -> Any:
     """No API key: the signature authenticates the sender (scheme per the trigger's
     ``provider``: orbin, github, stripe, slack). Answers 202 once the event is stored."""
-    body = await _raw_body(request)
+    body = await read_body(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
     result = await run_in_threadpool(_receive, workflow_id, headers, body)
     return JSONResponse(result.answer, result.status_code)
 
 
-def _base_url(request: Request) -> str:
-    return get_settings().public_url or str(request.base_url)
-
-
 @router.get("/v1/workflows/{workflow_id}/webhook", summary="A workflow's webhook URL and secret")
 def get_webhook(
-    workflow_id: str, request: Request, session: SessionDep, principal: CurrentPrincipal
+    workflow_id: str, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    return use_cases.webhook_info(session, principal, workflow_id, base_url=_base_url(request))
+    # One base for every URL handed out (ORBIN_PUBLIC_URL), never the request's Host.
+    return use_cases.webhook_info(session, principal, workflow_id, base_url=get_settings().api_url)
 
 
 @router.put("/v1/workflows/{workflow_id}/webhook", summary="Set the provider's signing secret")
 def put_webhook(
     workflow_id: str,
     body: WebhookSecretIn,
-    request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
 ) -> dict[str, Any]:
     use_cases.set_provider_secret(session, principal, workflow_id, body.secret)
-    return use_cases.webhook_info(session, principal, workflow_id, base_url=_base_url(request))
+    return use_cases.webhook_info(session, principal, workflow_id, base_url=get_settings().api_url)
 
 
 @router.post(

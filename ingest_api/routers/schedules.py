@@ -22,6 +22,7 @@ def get_schedule(
     principal: CurrentPrincipal,
     count: int = Query(5, ge=1, le=50, description="how many fire times"),
 ) -> dict[str, Any]:
-    """``nextRuns`` are computed in the schedule's time zone (empty while the workflow is not
-    active); ``synced`` turns true once the worker has written this version to Prefect."""
+    """``nextRuns`` (ms since the epoch) are computed in the schedule's time zone (empty
+    while the workflow is not active); ``synced`` turns true once the worker has written this
+    version to Prefect."""
     return schedule_info(session, principal, workflow_id, count=count)

@@ -1,9 +1,13 @@
 """``GET /v1/stream``: the organization's changes as Server-Sent Events.
 
-Each change is one SSE message: ``id`` is its sequence number, ``event`` its kind (``event``,
-``run``, ``step``) and ``data`` a JSON object (``id``, ``status``, and per kind ``type``,
-``workflowId``, ``runId``, ``stepId``, ``attempt``). A client that reconnects with
-``Last-Event-ID`` first gets what it missed (kept for ``ORBIN_CHANGE_RETENTION_SECONDS``).
+Each change is one SSE message: ``event`` its kind (``event``, ``run``, ``step``), ``data`` a
+JSON object (``seq``, the change's sequence number, ``id``, ``status``, and per kind ``type``,
+``workflowId``, ``runId``, ``stepId``, ``attempt``; ``resumeAt`` for a suspended run), and
+``id`` the stream's position in commit order: every change up to it has been sent
+(concurrent transactions commit out of their numbers' order, so it can trail ``seq``). A
+client that reconnects with ``Last-Event-ID`` first gets what it missed (kept for
+``ORBIN_CHANGE_RETENTION_SECONDS``), never less; a change it already had can come again,
+with the same ``seq``.
 A comment line is sent every ``ORBIN_STREAM_HEARTBEAT_SECONDS`` to keep proxies from closing
 an idle stream; the key is checked again then, and a revoked key's stream ends.
 
@@ -22,12 +26,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from ingest_api.auth import authenticate
 from ingest_api.deps import CurrentPrincipal
+from telemetry import metrics
 from tenancy.change_feed import OVERFLOW, ChangeFeed, read_org_changes_after
 from tenancy.config import get_settings
-from tenancy.db import session_scope
 from tenancy.errors import InvalidInput, PermissionDenied, Unauthenticated
-from tenancy.keys import authenticate_api_key
 from tenancy.principal import Principal
 
 router = APIRouter(tags=["stream"])
@@ -62,17 +66,16 @@ def _kinds(principal: Principal, requested: str | None) -> set[str]:
 def _still_valid(api_key: str) -> bool:
     """Checked at each heartbeat: a revoked or expired key's stream ends."""
     try:
-        with session_scope() as session:
-            authenticate_api_key(session, api_key.strip())
+        authenticate(api_key.strip())
         return True
     except Unauthenticated:
         return False
 
 
-def _message(change: dict[str, Any]) -> str:
-    data = {k: v for k, v in change.items() if k not in ("org", "seq")}
+def _message(change: dict[str, Any], cursor: int) -> str:
+    data = {k: v for k, v in change.items() if k not in ("org", "cursor")}
     return (
-        f"id: {change.get('seq', '')}\nevent: {change.get('kind', 'change')}\n"
+        f"id: {cursor}\nevent: {change.get('kind', 'change')}\n"
         f"data: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
     )
 
@@ -110,15 +113,19 @@ async def stream(
 
     async def messages() -> AsyncIterator[str]:
         sub = await feed.subscribe(org)  # before reading the backlog: nothing falls in between
+        metrics.STREAM_CLIENTS.inc()
         try:
             yield "retry: 2000\n: connected\n\n"
-            sent = 0
+            position = resume or 0  # every change up to it is with the client
+            sent: set[int] = set()
             if resume is not None:
+                settled = feed.cursor  # read before the log: all up to it is in the read
                 backlog = await asyncio.to_thread(read_org_changes_after, org, resume, RESUME_LIMIT)
                 for change in backlog:
-                    sent = max(sent, change["seq"])
+                    sent.add(change["seq"])
+                    position = max(position, min(change["seq"], settled))
                     if wanted(change):
-                        yield _message(change)
+                        yield _message(change, position)
             while True:
                 try:
                     change = await asyncio.wait_for(sub.get(), timeout=heartbeat)
@@ -132,11 +139,13 @@ async def stream(
                     yield 'event: overflow\ndata: {"message":"too slow; reconnect"}\n\n'
                     return
                 seq = change.get("seq")
-                if sent and isinstance(seq, int) and seq <= sent:
-                    continue  # already sent from the backlog
+                if isinstance(seq, int) and (seq in sent or (resume is not None and seq <= resume)):
+                    continue  # already sent from the backlog, or had before resuming
+                position = max(position, change.get("cursor", 0))
                 if wanted(change):
-                    yield _message(change)
+                    yield _message(change, position)
         finally:
+            metrics.STREAM_CLIENTS.dec()
             sub.close()
 
     return StreamingResponse(

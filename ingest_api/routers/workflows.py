@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 
 from ingest_api.body import read_json
 from ingest_api.deps import Allowed, SessionDep
 from ingest_api.schemas.runs import RunAccepted
 from ingest_api.schemas.workflows import (
     RollbackIn,
+    VersionsPage,
     WorkflowPublic,
     WorkflowsPage,
     WorkflowVersionPublic,
@@ -20,7 +20,10 @@ from ingest_api.schemas.workflows import (
 from orbin_flows import workflows as use_cases
 from orbin_flows.spec import spec_json_schema
 from tenancy import workflows as repo
+from tenancy.db import Session
+from tenancy.pagination import page
 from tenancy.principal import Principal
+from tenancy.workflows import WorkflowStatus
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
@@ -66,7 +69,7 @@ async def create_workflow(
 def list_workflows(
     session: SessionDep,
     principal: Allowed("workflows:read"),
-    status: str | None = Query(None, enum=["draft", "active", "paused", "archived"]),
+    status: WorkflowStatus | None = None,
     limit: int = Query(100, ge=1, le=200),
     cursor: str | None = None,
 ) -> WorkflowsPage:
@@ -77,13 +80,7 @@ def list_workflows(
         limit=limit + 1,
         before=cursor,
     )
-    page = rows[:limit]
-    more = len(rows) > limit
-    return WorkflowsPage(
-        data=[WorkflowPublic.of(w) for w in page],
-        nextCursor=page[-1].id if more and page else None,
-        hasMore=more,
-    )
+    return WorkflowsPage.of_rows(page(rows, limit), WorkflowPublic.of)
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic)
@@ -128,15 +125,50 @@ def pause(workflow_id: str, session: SessionDep, principal: Allowed("workflows:w
     return WorkflowPublic.of(use_cases.set_status(session, principal, workflow_id, "paused"))
 
 
-@router.get("/{workflow_id}/versions", response_model=list[WorkflowVersionPublic])
-def versions(workflow_id: str, session: SessionDep, principal: Allowed("workflows:read")) -> Any:
+@router.get(
+    "/{workflow_id}/versions", response_model=VersionsPage, summary="Versions, newest first"
+)
+def versions(
+    workflow_id: str,
+    session: SessionDep,
+    principal: Allowed("workflows:read"),
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(
+        None, pattern=r"^[0-9]{1,9}$", description="nextCursor of the last page (a version)"
+    ),
+) -> VersionsPage:
     repo.read_workflow(session, organization_id=principal.organization_id, workflow_id=workflow_id)
-    return [
-        WorkflowVersionPublic.of(v)
-        for v in repo.read_workflow_versions(
-            session, organization_id=principal.organization_id, workflow_id=workflow_id
+    rows = repo.read_workflow_versions(
+        session,
+        organization_id=principal.organization_id,
+        workflow_id=workflow_id,
+        limit=limit + 1,
+        before_version=int(cursor) if cursor else None,
+    )
+    return VersionsPage.of_rows(
+        page(rows, limit, cursor_of=lambda v: str(v.version)), WorkflowVersionPublic.of
+    )
+
+
+@router.get(
+    "/{workflow_id}/versions/{version}",
+    response_model=WorkflowVersionPublic,
+    summary="One version: its spec and who saved it",
+)
+def get_version(
+    workflow_id: str,
+    session: SessionDep,
+    principal: Allowed("workflows:read"),
+    version: int = Path(ge=1, le=2_000_000_000),
+) -> WorkflowVersionPublic:
+    return WorkflowVersionPublic.of(
+        repo.read_workflow_version(
+            session,
+            organization_id=principal.organization_id,
+            workflow_id=workflow_id,
+            version=version,
         )
-    ]
+    )
 
 
 @router.get("/{workflow_id}/diff")

@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ingest_api.schemas.common import Page
+from ingest_api.schemas.runs import RunPublic
+from tenancy.events import idempotency_key
+
 
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +37,9 @@ class BatchIn(BaseModel):
 class BatchItemResult(BaseModel):
     index: int
     status: int = Field(description="202 accepted, 409 key reused, 422 invalid, 429 monthly limit")
-    eventId: str | None = None
+    id: str | None = Field(None, description="the event's id (GET /v1/events/{id})")
+    eventId: str | None = Field(None, description="an alias of id")
+    idempotencyKey: str | None = None
     runIds: list[str] | None = None
     error: dict[str, Any] | None = None
 
@@ -43,42 +49,51 @@ class BatchAccepted(BaseModel):
 
 
 class EventAccepted(BaseModel):
+    """The event's fields that never change: an idempotent repeat is answered the same."""
+
     received: bool = True
-    eventId: str
+    id: str = Field(description="the event's id: GET /v1/events/{id}, replay, ...")
+    eventId: str = Field(description="an alias of id")
+    idempotencyKey: str | None = None
+    type: str
+    source: str
+    receivedAt: int = Field(description="ms since the epoch")
     runIds: list[str]
 
 
 class EventPublic(BaseModel):
+    """An event, the same in every answer: ingest, list, detail, stream and replay."""
+
     id: str
-    eventType: str
-    eventId: str
+    type: str
     source: str
-    payload: Any = None
+    data: Any = None
     status: str
+    receivedAt: int
+    processedAt: int | None = None
     error: str | None = None
     runIds: list[str]
-    workflowId: str | None = None
-    processedAt: int | None = None
-    createdAt: int
+    idempotencyKey: str | None = None
 
     @classmethod
     def of(cls, e: Any) -> EventPublic:
         return cls(
             id=e.id,
-            eventType=e.event_type,
-            eventId=e.event_id,
+            type=e.event_type,
             source=e.source,
-            payload=e.payload,
+            data=e.payload,
             status=e.status,
+            receivedAt=e.created_at,
+            processedAt=e.processed_at,
             error=e.error,
             runIds=list(e.run_ids or []),
-            workflowId=e.workflow_id,
-            processedAt=e.processed_at,
-            createdAt=e.created_at,
+            idempotencyKey=idempotency_key(e),
         )
 
 
-class EventsPage(BaseModel):
+class EventDetail(EventPublic):
+    runs: list[RunPublic]
+
+
+class EventsPage(Page):
     data: list[EventPublic]
-    nextCursor: str | None = None
-    hasMore: bool

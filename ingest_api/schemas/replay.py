@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ingest_api.schemas.events import EventPublic
 
 
 class EventFilter(BaseModel):
@@ -13,8 +15,8 @@ class EventFilter(BaseModel):
     type: str | None = Field(None, description="an event type, or a prefix pattern: order.*")
     source: str | None = None
     status: Literal["pending", "processed", "failed", "discarded"] | None = None
-    since: int | None = Field(None, description="ms since the epoch")
-    until: int | None = Field(None, description="ms since the epoch (excluded)")
+    since: int | str | None = Field(None, description="ms since the epoch, or ISO 8601")
+    until: int | str | None = Field(None, description="ms since the epoch, or ISO 8601 (excluded)")
 
 
 class ReplayIn(BaseModel):
@@ -28,10 +30,14 @@ class ReplayIn(BaseModel):
     limit: int = Field(100, ge=1, le=100)
 
 
-class Replayed(BaseModel):
-    id: str
-    status: str
-    runIds: list[str]
+class Replayed(EventPublic):
+    """The event as it now is, and the runs this call started (``runIds`` holds them all)."""
+
+    startedRunIds: list[str]
+
+    @classmethod
+    def of_replay(cls, event: Any, started: list[str]) -> Replayed:
+        return cls(**EventPublic.of(event).model_dump(), startedRunIds=started)
 
 
 class ReplayedMany(BaseModel):

@@ -6,15 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ingest_api.schemas.common import ActorRef, Page
 from orbin_flows.webhooks import hook_path
 from tenancy.config import get_settings
-from tenancy.models import Workflow, WorkflowVersion
 
 
-def _webhook_url(w: Workflow) -> str | None:
+def _webhook_url(w: Any) -> str | None:
     if w.trigger_type != "webhook":
         return None
-    return get_settings().api_url.rstrip("/") + hook_path(w.id)
+    return get_settings().api_url + hook_path(w.id)
 
 
 class WorkflowPublic(BaseModel):
@@ -29,13 +29,13 @@ class WorkflowPublic(BaseModel):
     codeHash: str | None = None
     webhookUrl: str | None = None  # webhook triggers: where to POST (its secret: GET .../webhook)
     deployment: str | None = None
-    createdBy: str | None = None
-    updatedBy: str | None = None
+    createdBy: ActorRef | None = None
+    updatedBy: ActorRef | None = None
     createdAt: int
     updatedAt: int
 
     @classmethod
-    def of(cls, w: Workflow) -> WorkflowPublic:
+    def of(cls, w: Any) -> WorkflowPublic:
         return cls(
             id=w.id,
             name=w.name,
@@ -48,35 +48,39 @@ class WorkflowPublic(BaseModel):
             codeHash=w.code_hash,
             webhookUrl=_webhook_url(w),
             deployment=w.entrypoint,
-            createdBy=w.created_by,
-            updatedBy=w.updated_by,
+            createdBy=ActorRef.of(w.created_by, w.created_by_key_id),
+            updatedBy=ActorRef.of(w.updated_by, w.updated_by_key_id),
             createdAt=w.created_at,
             updatedAt=w.updated_at,
         )
 
 
-class WorkflowsPage(BaseModel):
+class WorkflowsPage(Page):
     data: list[WorkflowPublic]
-    nextCursor: str | None = None
-    hasMore: bool
 
 
 class WorkflowVersionPublic(BaseModel):
+    workflowId: str
     version: int
     codeHash: str
-    createdBy: str | None = None
+    createdBy: ActorRef | None = None
     createdAt: int
     spec: dict[str, Any]
 
     @classmethod
-    def of(cls, v: WorkflowVersion) -> WorkflowVersionPublic:
+    def of(cls, v: Any) -> WorkflowVersionPublic:
         return cls(
+            workflowId=v.workflow_id,
             version=v.version,
             codeHash=v.code_hash,
-            createdBy=v.created_by,
+            createdBy=ActorRef.of(v.created_by, v.created_by_key_id),
             createdAt=v.created_at,
             spec=v.spec,
         )
+
+
+class VersionsPage(Page):
+    data: list[WorkflowVersionPublic]
 
 
 class RollbackIn(BaseModel):

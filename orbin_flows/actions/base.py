@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StepError(Exception):
-    """A step attempt failed; the message is shown to the user."""
+    """A step attempt failed; the message is shown to the user, and so is ``stack``: frames of
+    the user's own code (a python step's), never the platform's (those go to the worker log)."""
+
+    def __init__(self, message: str, *, stack: str | None = None) -> None:
+        super().__init__(message)
+        self.stack = stack
 
 
 class RetryableStepError(StepError):

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import socket
-from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field
@@ -21,49 +16,17 @@ from orbin_flows.actions.base import (
     StepContext,
     register,
 )
-from tenancy.config import get_settings
+from tenancy import egress
 
 _client: httpx.AsyncClient | None = None
 
 
 def client() -> httpx.AsyncClient:
+    """Every request and every redirect passes the egress policy (tenancy.egress)."""
     global _client
     if _client is None:
-        _client = httpx.AsyncClient(
-            follow_redirects=True,
-            limits=httpx.Limits(max_connections=200),
-            event_hooks={"request": [_refuse_internal]},
-        )
+        _client = egress.async_client(follow_redirects=True)
     return _client
-
-
-@lru_cache(maxsize=1)
-def _internal() -> tuple[frozenset[str], int | None]:
-    """The Prefect server's addresses and port: it has no tenant auth, so no step may call
-    it (nor be redirected to it)."""
-    url = urlsplit(get_settings().prefect_api_url)
-    return _addresses(url.hostname or "127.0.0.1"), url.port
-
-
-@lru_cache(maxsize=1024)
-def _addresses(host: str) -> frozenset[str]:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return frozenset()
-    out = {str(info[4][0]) for info in infos}
-    if any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in out):
-        out |= {"127.0.0.1", "::1", "0.0.0.0", "::"}
-    return frozenset(out)
-
-
-async def _refuse_internal(request: httpx.Request) -> None:
-    hosts, port = _internal()
-    if port is None or request.url.port != port:
-        return
-    target = await asyncio.to_thread(_addresses, request.url.host)
-    if target & hosts:
-        raise FatalStepError("this address is internal to Orbin and cannot be called")
 
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
@@ -110,6 +73,8 @@ class Http(Action):
                 kwargs["content"] = str(config.body)
         try:
             resp, content = await _request(config, kwargs)
+        except egress.EgressRefused as exc:
+            raise FatalStepError(f"{config.method} {config.url}: {exc.message}") from exc
         except httpx.TimeoutException as exc:
             raise RetryableStepError(
                 f"{config.method} {config.url} timed out after {config.timeout}s"

@@ -1,4 +1,4 @@
-"""``python``: a snippet run in its own interpreter, with time and memory limits.
+"""``python``: a snippet run in its own sandboxed interpreter, with time and memory limits.
 
 The snippet defines ``def main(input): ...`` (or sets ``output``); ``input`` is the rendered
 ``config.input``. A crash, a hang or a memory blow-up fails this step only.
@@ -10,12 +10,11 @@ import asyncio
 import json
 import os
 import signal
-import sys
-import tempfile
 from typing import Any
 
 from pydantic import Field
 
+from orbin_flows import sandbox
 from orbin_flows.actions.base import (
     Action,
     ActionConfig,
@@ -24,23 +23,6 @@ from orbin_flows.actions.base import (
     StepContext,
     register,
 )
-
-# Limits are set by the child itself, before the snippet runs (no preexec_fn: the worker
-# has threads, and forking with them and running Python before exec can deadlock).
-_RUNNER = r"""
-import json, resource, sys
-memory, cpu = int(sys.argv[1]), int(sys.argv[2])
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-data = json.loads(sys.stdin.read())
-scope = {"__name__": "orbin_step", "input": data["input"]}
-exec(compile(data["code"], "<step>", "exec"), scope)
-if callable(scope.get("main")):
-    result = scope["main"](data["input"])
-else:
-    result = scope.get("output")
-sys.stdout.write("\n__ORBIN_OUTPUT__" + json.dumps(result, default=str))
-"""
 
 
 class PythonConfig(ActionConfig):
@@ -90,46 +72,58 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
+def _raised(stderr: str) -> tuple[str, str | None] | None:
+    """What the sandbox runner reports of an exception the snippet raised (see bwrap.RUNNER)."""
+    if "\n__STEP_ERROR__" not in stderr:
+        return None
+    try:
+        doc = json.loads(stderr.rsplit("\n__STEP_ERROR__", 1)[1].split("\n", 1)[0])
+        return str(doc["message"]), str(doc["stack"]) or None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 @register
 class Python(Action):
     name = "python"
     Config = PythonConfig
 
     async def run(self, config: PythonConfig, ctx: StepContext) -> Any:
-        # The worker's environment holds the database URL and secrets: none of it is passed.
-        with tempfile.TemporaryDirectory(prefix="orbin-python-") as workdir:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                "-c",
-                _RUNNER,
-                str(config.memory_mb * 1024 * 1024),
-                str(int(config.timeout_seconds) + 1),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=workdir,
-                env={"PATH": os.defpath, "LANG": "C.UTF-8", "HOME": workdir},
-                start_new_session=True,
+        # In its own bubblewrap sandbox (orbin_flows.sandbox): no Orbin files, environment,
+        # processes or network except through the egress policy. Never run unsandboxed.
+        try:
+            box = sandbox.python_process(
+                memory_bytes=config.memory_mb * 1024 * 1024,
+                cpu_seconds=int(config.timeout_seconds) + 1,
             )
-            payload = json.dumps({"code": config.code, "input": config.input}, default=str)
-            try:
-                out, err = await asyncio.wait_for(
-                    _communicate(proc, payload.encode()), config.timeout_seconds
-                )
-            except (TimeoutError, asyncio.CancelledError) as exc:
-                _kill(proc)
-                await proc.wait()
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                raise RetryableStepError(
-                    f"python step timed out after {config.timeout_seconds}s"
-                ) from exc
+            async with box as proc:
+                payload = json.dumps({"code": config.code, "input": config.input}, default=str)
+                try:
+                    out, err = await asyncio.wait_for(
+                        _communicate(proc, payload.encode()), config.timeout_seconds
+                    )
+                except (TimeoutError, asyncio.CancelledError) as exc:
+                    _kill(proc)
+                    await proc.wait()
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    raise RetryableStepError(
+                        f"python step timed out after {config.timeout_seconds}s"
+                    ) from exc
+        except sandbox.SandboxUnavailable as exc:
+            raise FatalStepError(f"python step not run: {exc}") from exc
         if len(out) > MAX_OUTPUT_BYTES:
             raise FatalStepError(f"python step wrote more than {MAX_OUTPUT_BYTES} bytes")
         text = out.decode(errors="replace")
-        if proc.returncode != 0 or "__ORBIN_OUTPUT__" not in text:
-            tail = err.decode(errors="replace").strip().splitlines()[-12:]
+        said = err.decode(errors="replace")
+        raised = _raised(said) if proc.returncode == 1 else None
+        if raised is not None:  # the snippet raised: its message, and its own frames
+            message = f"python step failed: {raised[0]}"
+            if "MemoryError" in raised[0]:
+                message += f" (memory limit is {config.memory_mb} MB)"
+            raise FatalStepError(message, stack=raised[1])
+        if proc.returncode != 0 or "__STEP_OUTPUT__" not in text:
+            tail = said.strip().splitlines()[-12:]
             if proc.returncode and proc.returncode < 0:
                 tail.append(f"killed by signal {-proc.returncode} (time or memory limit)")
             elif any("MemoryError" in line for line in tail):
@@ -139,4 +133,4 @@ class Python(Action):
             else:
                 tail.append("it gave no output (define main(input) or set output)")
             raise FatalStepError("python step failed:\n" + "\n".join(tail))
-        return json.loads(text.rsplit("__ORBIN_OUTPUT__", 1)[1])
+        return json.loads(text.rsplit("__STEP_OUTPUT__", 1)[1])

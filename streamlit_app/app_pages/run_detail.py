@@ -1,7 +1,10 @@
-"""Run: the visual debugger of one run. Its header, a timeline of the step attempts, the steps
-with their attempts and retries, and the selected step's input, output and error.
+"""Run: the visual debugger of one run (``/run?id=<run>``). Its header with replay, resume and
+cancel, a timeline of the step attempts, the steps with their attempts and retries, the
+selected step's input, output and error (the stack full screen), and a comparison with the
+previous run of the same workflow; "Diagnose" asks the AI why a failed run failed, when a model
+is configured.
 
-A run still in progress refreshes itself every two seconds until it ends.
+A run still in progress changes on screen as its steps do, pushed by the change feed.
 """
 
 from __future__ import annotations
@@ -13,21 +16,27 @@ import streamlit as st
 
 from streamlit_app import data, shell
 from streamlit_app.components.formatting import clock, duration, relative, until
+from streamlit_app.components.live import watch_changes
+from streamlit_app.components.run_compare import compare_runs
 from streamlit_app.components.status import badge_html, status_label
 from streamlit_app.components.text import md
 from streamlit_app.components.timeline import timeline_figure
+from streamlit_app.services import ai as ai_service
+from streamlit_app.services import runs as run_service
 from tenancy.clock import now_ms
 from tenancy.errors import NotFound
 from tenancy.runs import RUN_FINAL
 
-REFRESH_SECONDS = 2
 RUN_ID = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 STEP_KEY = "run_detail.step"
+DIAGNOSIS_KEY = "run_detail.diagnosis"
+OUTPUT_KEY = "run_detail.output"
+FAILED = ("failed", "timed_out", "canceled")
 
 org = shell.current_org()
-run_id = st.query_params.get("run", "")
+run_id = st.query_params.get("id") or st.query_params.get("run", "")
 
 st.page_link("app_pages/runs.py", label="← All runs")
 
@@ -70,8 +79,69 @@ def header(detail: data.RunDetail, now: int) -> None:
     started = run.started_at or run.created_at
     cols[2].metric("Started", relative(started, now), help=clock(started, st.context.timezone))
     cols[3].metric("Duration", duration(took) + ("" if run.status in RUN_FINAL else " …"))
+    if run.status == "suspended":
+        st.info(
+            f"Suspended by a long delay: no worker holds it; resumes {until(run.resume_at, now)}"
+        )
     if detail.error:
         st.error(f"**Run failed:** {md(detail.error.get('message', ''))}")
+        if st.button("Show the full error", key="run_detail.full"):
+            full_error(detail.error)
+
+
+@st.dialog("Error", width="large")
+def full_error(error: dict) -> None:
+    """The whole message, the failed step and, for a python step, its own frames (other steps'
+    errors carry no stack: the platform's traceback stays in the worker log)."""
+    st.markdown(f"**{md(error.get('message', ''))}**")
+    if error.get("stepId"):
+        st.caption(f"in step {md(error['stepId'])}")
+    if error.get("stack"):
+        st.code(error["stack"], language="python")
+
+
+def actions(detail: data.RunDetail) -> None:
+    """Replay, resume from the failed step, cancel: for members and above."""
+    run = detail.run
+    st.code(run.id, language=None)  # with Streamlit's copy button
+    if not shell.may("member"):
+        return
+    cols = st.columns([1, 1, 1, 5])
+    outcome = None
+    if cols[0].button("Replay", key="run_detail.replay"):
+        outcome = run_service.replay(shell.actor(), run.id)
+    if run.status in FAILED and cols[1].button("Resume from failed step", key="run_detail.resume"):
+        outcome = run_service.resume(shell.actor(), run.id)
+    if run.status not in RUN_FINAL and cols[2].button("Cancel", key="run_detail.cancel"):
+        outcome = run_service.cancel(shell.actor(), run.id)
+    if outcome is not None and shell.report(outcome):
+        if isinstance(outcome.value, str) and outcome.value != run.id:
+            st.switch_page("app_pages/run_detail.py", query_params={"id": outcome.value})
+        st.rerun(scope="app")
+
+
+def diagnosis(detail: data.RunDetail) -> None:
+    """The model's reading of a failed run: summary, likely cause, fix, and a spec patch."""
+    if detail.run.status not in FAILED or not ai_service.available(shell.actor()):
+        return
+    found = st.session_state.get(DIAGNOSIS_KEY)
+    if not (found and found[0] == detail.run.id):
+        if st.button("Diagnose with AI", key="run_detail.diagnose"):
+            with st.spinner("Asking the model..."):
+                got = ai_service.diagnose(shell.actor(), detail.run.id)
+            if shell.report(got):
+                st.session_state[DIAGNOSIS_KEY] = (detail.run.id, got.value)
+                st.rerun()
+        return
+    d = found[1]
+    with st.container(border=True, key="run_detail.diagnosis_box"):
+        st.markdown(f"**AI diagnosis:** {md(d.get('summary', ''))}")
+        st.markdown(f"**Likely cause:** {md(d.get('likelyCause', ''))}")
+        st.markdown(f"**Suggested fix:** {md(d.get('suggestedFix', ''))}")
+        if d.get("specPatch"):
+            st.caption("A change to the workflow's spec (JSON Patch) that would fix it:")
+            st.json(d["specPatch"])
+        st.caption("A proposal from the model: check it before changing the workflow.")
 
 
 def step_line(
@@ -125,6 +195,8 @@ def step_detail(
     with tabs["Output"]:
         if last.output is None:
             st.caption("No output.")
+        elif (stored := run_service.stored_output(last.output)) is not None:
+            stored_output(last, stored)
         else:
             st.json(last.output)
     with tabs["Input"]:
@@ -144,9 +216,29 @@ def step_detail(
                         st.caption(md(a.error.get("message", "")))
 
 
+def stored_output(last: data.StepAttempt, stored: run_service.OutputRef) -> None:
+    """An output stored out of line: its size and storage, the value fetched on demand."""
+    st.caption(f"Stored out of line: {stored.bytes:,} bytes in `{md(stored.storage)}`.")
+    if not st.button("Load output", key=f"{OUTPUT_KEY}.{last.id}"):
+        return
+    loaded = run_service.step_output(org.organization_id, run_id, last.id)
+    if not loaded.ok:
+        st.error(md(loaded.message))
+        return
+    st.download_button(
+        "Download JSON",
+        loaded.value,
+        file_name=f"{last.step_id}-output.json",
+        mime="application/json",
+    )
+    st.json(loaded.value.decode())
+
+
 def debugger(detail: data.RunDetail) -> None:
     now = now_ms()
     header(detail, now)
+    actions(detail)
+    diagnosis(detail)
     steps = steps_of(detail)
     names = {p.id: p.name for p in detail.planned_steps}
     for a in detail.attempts:
@@ -189,6 +281,15 @@ def debugger(detail: data.RunDetail) -> None:
         cols[0].json(detail.trigger_data if detail.trigger_data is not None else {})
         cols[1].markdown("**Result**")
         cols[1].json(detail.result if detail.result is not None else {})
+    with st.expander("Compare with the previous run"):
+        previous = run_service.previous_run_id(
+            org.organization_id, detail.workflow_id, detail.run.id
+        )
+        other = load(previous) if previous else None
+        if other is None:
+            st.caption("This is the workflow's first run: nothing to compare with.")
+        else:
+            compare_runs(detail, other)
 
 
 if not run_id:
@@ -200,19 +301,21 @@ if first is None:
     st.error(f"Run {md(run_id)} was not found in {md(org.name)}.")
     st.stop()
 
-if first.run.status in RUN_FINAL:
-    debugger(first)
-else:
 
-    @st.fragment(run_every=REFRESH_SECONDS)
-    def live_debugger() -> None:
+@st.fragment
+def live_debugger() -> None:
+    """Listens while the run is in progress; each change of it re-reads the run."""
+    detail = load(run_id)
+    if detail is None:
+        st.rerun(scope="app")
+    assert detail is not None
+    if detail.run.status not in RUN_FINAL:
+        watch_changes(org.organization_id, ["run", "step"], key="run_detail.live", run_id=run_id)
         shell.still_member(org)
-        detail = load(run_id)
-        if detail is None:
-            st.rerun(scope="app")
-        assert detail is not None
-        debugger(detail)
-        if detail.run.status in RUN_FINAL:
-            st.rerun(scope="app")  # stops the refresh: the page shows the final state
+    debugger(detail)
 
+
+if first.run.status in RUN_FINAL:
+    debugger(first)  # nothing will change: no listening
+else:
     live_debugger()

@@ -21,6 +21,7 @@ STATUS_STYLES: Mapping[str, StatusStyle] = MappingProxyType(
     {
         "pending": StatusStyle("Pending", "◷", "#f1f5f9", "#334155", "#94a3b8"),
         "running": StatusStyle("Running", "⟳", "#dbeafe", "#1d4ed8", "#3b82f6"),
+        "suspended": StatusStyle("Suspended", "⏸", "#ede9fe", "#6d28d9", "#8b5cf6"),
         "completed": StatusStyle("Completed", "✓", "#dcfce7", "#15803d", "#22c55e"),
         "failed": StatusStyle("Failed", "✕", "#fee2e2", "#b91c1c", "#ef4444"),
         "retrying": StatusStyle("Retrying", "↻", "#fef9c3", "#a16207", "#eab308"),

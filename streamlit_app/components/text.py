@@ -10,4 +10,6 @@ _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:@$=])")
 
 
 def md(text: object) -> str:
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(text), quote=True))
+    # Quotes stay as they are: markdown shows an entity like &#x27; literally once its # is
+    # escaped, and no attribute value is built from this text.
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(str(text), quote=False))

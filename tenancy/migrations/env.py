@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from tenancy import models  # noqa: F401  (registers the tables)
+from tenancy import ai_usage, models  # noqa: F401  (registers the tables)
 from tenancy.db import Base, get_engine
 
 config = context.config

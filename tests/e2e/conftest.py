@@ -52,7 +52,9 @@ class Browser:
         self.context.on("request", lambda r: self.requests.append(r.url))
 
     def hosts(self) -> set[str]:
-        return {urlsplit(u).hostname or "" for u in self.requests if not u.startswith("data:")}
+        # data:, blob: and about: URLs never leave the browser (blob: holds component scripts).
+        local = ("data:", "blob:", "about:")
+        return {urlsplit(u).hostname or "" for u in self.requests if not u.startswith(local)}
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ def test_demo_owner_sees_a_new_run_live_and_debugs_it(
     sign_in(page, p, "not-the-password")
     expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
     sign_in(page, p, p.demo_password)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    page.get_by_role("link", name="Runs", exact=True).click()
     expect(page.get_by_role("heading", name="Runs")).to_be_visible()
     expect(page.get_by_text("Runs, last 24 h")).to_be_visible()
     page.evaluate("window.__notReloaded = true")
@@ -66,7 +68,7 @@ def test_demo_owner_sees_a_new_run_live_and_debugs_it(
 
     # Open it from the table: the debugger shows the run, its steps done, a step's output.
     row.locator("td").nth(1).click()
-    expect(page).to_have_url(re.compile(rf"/run\?run={run_id}$"))
+    expect(page).to_have_url(re.compile(rf"/run\?id={run_id}$"))
     expect(page.get_by_text("← All runs")).to_be_visible()
     expect(page.locator("h3", has_text=run_id)).to_be_visible()
     badge = page.locator('h3 .orbin-badge[data-status="completed"]')
@@ -87,7 +89,7 @@ def test_demo_owner_sees_a_new_run_live_and_debugs_it(
     # Signing out ends the session: the dashboard is behind the sign-in page again.
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("alert")).to_have_text("You signed out.")
-    page.goto(p.dashboard_url + f"/run?run={run_id}")
+    page.goto(p.dashboard_url + f"/run?id={run_id}")
     expect(page).to_have_url(re.compile(r"/signin\?next="))
 
     assert browser.hosts() == {"127.0.0.1"}, f"requests left the machine: {browser.hosts()}"

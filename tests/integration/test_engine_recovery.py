@@ -4,10 +4,13 @@ tests/support/rig.py), with a 2 s lease and a 1 s inline-delay threshold to stay
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import require_postgres
@@ -158,17 +161,28 @@ def test_a_long_delay_frees_the_worker_and_survives_a_restart(
         run_id, lambda r: any(s["stepId"] == "wait" for s in r["steps"]), seconds=60
     )
     flow_run = run["prefectFlowRunId"]
+    run = orbin.wait_until(run_id, lambda r: r["status"] == "suspended", seconds=30)
     wait = orbin.steps(run)["wait"]
-    assert run["status"] == "running" and wait["status"] == "pending"
+    assert wait["status"] == "pending"
     assert wait["nextRetryAt"] - wait["startedAt"] == pytest.approx(6000, abs=500)
+    assert run["resumeAt"] == wait["nextRetryAt"]
+    listed = orbin.call("GET", "/v1/runs?status=suspended").json()["data"]
+    assert run_id in [r["id"] for r in listed]
+    assert orbin.call("GET", "/v1/runs?status=sleeping").status_code == 422
 
     # One slot, held by nobody: another run goes through meanwhile.
     other = orbin.wait(orbin.start(quick), seconds=30)
     assert other["status"] == "completed"
-    assert orbin.run(run_id)["status"] == "running"
+    assert orbin.run(run_id)["status"] == "suspended"
 
+    log = (rig.home / "worker-main.log").read_text(errors="replace")
+    assert "suspended: step wait waits until" in log, "the suspension is logged, as INFO"
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    assert not errors, f"a normal suspension is not an error: {errors}"
     rig.kill_worker("main")
     rig.start_worker("main", ORBIN_WORKER_CONCURRENCY="1")
+    run = orbin.wait_until(run_id, lambda r: r["status"] != "suspended", seconds=60)
+    assert run["status"] in ("running", "completed") and run["resumeAt"] is None
     run = orbin.wait(run_id, seconds=60)
     assert run["status"] == "completed", run
     assert (svc.count(before), svc.count(after)) == (1, 1)
@@ -179,6 +193,32 @@ def test_a_long_delay_frees_the_worker_and_survives_a_restart(
     assert states.index("Running") < states.index("Suspended") < states.index("Resuming"), states
     assert states.index("Resuming") < len(states) - 1 - states[::-1].index("Running"), states
     assert states[-1] == "Completed", states
+    changes = _run_changes(orbin, run_id)
+    said = [c["status"] for c in changes]
+    assert said[:2] == ["pending", "running"] and said[-1] == "completed", said
+    assert said.index("suspended") < len(said) - 1 - said[::-1].index("running"), said
+    suspended = next(c for c in changes if c["status"] == "suspended")
+    assert suspended["resumeAt"] == wait["nextRetryAt"]
+
+
+def _run_changes(orbin: Orbin, run_id: str) -> list[dict]:
+    """The run's changes as ``GET /v1/stream`` replays them from the start (Last-Event-ID 0),
+    up to its completion."""
+    out: list[dict] = []
+    headers = {"x-api-key": orbin.key, "Last-Event-ID": "0"}
+    url = f"{orbin.api_url}/v1/stream?kinds=run&runId={run_id}"
+    for _ in range(10):  # the polling above may have spent the plan's requests per minute
+        with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=30)) as r:
+            if r.status_code == 429:
+                time.sleep(min(float(r.headers.get("retry-after", "1")), 10))
+                continue
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    out.append(json.loads(line[6:]))
+                    if out[-1]["status"] == "completed":
+                        return out
+    return out
 
 
 def test_canceling_a_suspended_run_ends_it_and_its_flow_run(rig: Rig, orbin: Orbin) -> None:
@@ -202,11 +242,16 @@ def test_canceling_a_suspended_run_ends_it_and_its_flow_run(rig: Rig, orbin: Orb
     run_id = orbin.start(wf)
     run = orbin.wait_until(run_id, lambda r: bool(r["steps"]), seconds=60)
     orbin.wait_flow_run(run["prefectFlowRunId"], "PAUSED")
+    assert orbin.run(run_id)["status"] == "suspended"
     resp = orbin.call("POST", f"/v1/runs/{run_id}/cancel")
-    assert resp.status_code == 202 and resp.json()["status"] == "canceled"
+    assert resp.status_code == 202
+    answered = resp.json()
+    assert answered["status"] == "canceled" and answered["durationMs"] is not None
+    assert orbin.steps(answered)["wait"]["status"] == "canceled"
     orbin.wait_flow_run(run["prefectFlowRunId"], "CANCELLED")
     run = orbin.run(run_id)
-    assert run["status"] == "canceled" and orbin.steps(run)["wait"]["status"] == "failed"
+    assert run == answered, "the cancel answer is the run as GET shows it"
+    assert orbin.steps(run)["wait"]["error"]["message"] == "canceled"
 
 
 def test_a_flow_rolled_out_with_prefect_deploy_runs_as_a_workflow(rig: Rig, orbin: Orbin) -> None:

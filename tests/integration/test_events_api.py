@@ -90,7 +90,7 @@ def test_events_list_filters_and_pages(api: TestClient, make_org) -> None:
     def types(**params: Any) -> list[str]:
         resp = api.get("/v1/events", params=params, headers=H(org))
         assert resp.status_code == 200, resp.text
-        return [e["eventType"] for e in resp.json()["data"]]
+        return [e["type"] for e in resp.json()["data"]]
 
     assert types(type="order.*") == ["order.created", "order.paid", "order.created"]
     assert types(type="order.created") == ["order.created", "order.created"]
@@ -102,7 +102,7 @@ def test_events_list_filters_and_pages(api: TestClient, make_org) -> None:
 
     everything = api.get("/v1/events", params={"limit": 200}, headers=H(org)).json()["data"]
     assert len(everything) == 5, "another organization's event is never listed"
-    created = sorted(e["createdAt"] for e in everything)
+    created = sorted(e["receivedAt"] for e in everything)
     assert len(types(since=created[2])) >= 3
     assert types(until=created[0]) == []
     assert len(types(since=created[0], until=created[-1] + 1)) == 5
@@ -131,7 +131,7 @@ def test_event_detail_shows_payload_and_runs_and_is_tenant_scoped(
     post_event(api, org, "order.paid", {"total": 3})
     event = api.get("/v1/events", headers=H(org)).json()["data"][0]
     detail = api.get(f"/v1/events/{event['id']}", headers=H(org)).json()
-    assert detail["payload"] == {"total": 3}
+    assert detail["data"] == {"total": 3}
     assert sorted(r["id"] for r in detail["runs"]) == sorted(detail["runIds"])
     assert len(detail["runs"]) == 2 and all(r["eventId"] == event["id"] for r in detail["runs"])
     for method, path in [
@@ -158,12 +158,13 @@ def test_replay_starts_new_linked_runs_and_is_audited(api: TestClient, make_org)
     resp = api.post(f"/v1/events/{event['id']}/replay", headers=H(org))
     assert resp.status_code == 200, resp.text
     replayed = resp.json()
-    assert len(replayed["runIds"]) == 1 and replayed["runIds"] != first
-    run = api.get(f"/v1/runs/{replayed['runIds'][0]}", headers=H(org)).json()
+    assert len(replayed["startedRunIds"]) == 1 and replayed["startedRunIds"] != first
+    assert replayed["runIds"] == first + replayed["startedRunIds"]
+    run = api.get(f"/v1/runs/{replayed['startedRunIds'][0]}", headers=H(org)).json()
     assert run["eventId"] == event["id"] and run["triggerData"]["data"] == {"n": 1}
     assert run["triggerData"]["replay"]["action"] == "replayed"
     detail = api.get(f"/v1/events/{event['id']}", headers=H(org)).json()
-    assert len(detail["runs"]) == 2 and set(detail["runIds"]) == set(first + replayed["runIds"])
+    assert len(detail["runs"]) == 2 and set(detail["runIds"]) == set(replayed["runIds"])
     with session_scope() as session:
         actions = [a.action for a in read_audit_logs(session, organization_id=org.id)]
     assert "event.replayed" in actions
@@ -225,9 +226,9 @@ def test_monthly_limit_makes_a_dead_letter_that_can_be_retried(api: TestClient, 
             update(Organization).where(Organization.id == org.id).values(usage_limit_executions=10)
         )
     retried = api.post(f"/v1/dead-letters/{dead[0]['id']}/retry", headers=H(org)).json()
-    assert retried["status"] == "pending" and len(retried["runIds"]) == 1
+    assert retried["status"] == "pending" and len(retried["startedRunIds"]) == 1
     event = api.get(f"/v1/events/{dead[0]['id']}", headers=H(org)).json()
-    assert event["error"] is None and event["runs"][0]["id"] == retried["runIds"][0]
+    assert event["error"] is None and event["runs"][0]["id"] == retried["startedRunIds"][0]
 
     discarded = api.post(f"/v1/dead-letters/{dead[1]['id']}/discard", headers=H(org))
     assert discarded.status_code == 200 and discarded.json()["status"] == "discarded"
@@ -239,8 +240,8 @@ def test_monthly_limit_makes_a_dead_letter_that_can_be_retried(api: TestClient, 
 
 
 def test_a_run_that_cannot_start_makes_its_event_a_dead_letter(api: TestClient, make_org) -> None:
-    from orbin_flows.worker import Worker
-    from tenancy import runs as runs_repo
+    from orbin_flows.runtime.worker import Worker
+    from tenancy import outbox as outbox_repo
     from tenancy.db import session_scope
 
     org = make_org("acme")
@@ -248,7 +249,7 @@ def test_a_run_that_cannot_start_makes_its_event_a_dead_letter(api: TestClient, 
     b = make_workflow(api, org, "b", on_event("order.paid"))
     run_ids = post_event(api, org, "order.paid", {}).json()["runIds"]
     with session_scope() as session:
-        items = runs_repo.claim_outbox(session, worker_id="t", limit=10, lease_ms=30_000)
+        items = outbox_repo.claim_outbox(session, worker_id="t", limit=10, lease_ms=30_000)
     broken = next(
         i
         for i in items
@@ -263,8 +264,10 @@ def test_a_run_that_cannot_start_makes_its_event_a_dead_letter(api: TestClient, 
     assert failed_run["status"] == "failed"
 
     retried = api.post(f"/v1/events/{dead[0]['id']}/retry", headers=H(org)).json()
-    assert len(retried["runIds"]) == 1, "only the workflow whose run never started runs again"
-    new_run = api.get(f"/v1/runs/{retried['runIds'][0]}", headers=H(org)).json()
+    assert len(retried["startedRunIds"]) == 1, (
+        "only the workflow whose run never started runs again"
+    )
+    new_run = api.get(f"/v1/runs/{retried['startedRunIds'][0]}", headers=H(org)).json()
     assert new_run["workflowId"] == b["id"] and new_run["id"] not in run_ids
 
 

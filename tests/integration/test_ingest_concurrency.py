@@ -71,9 +71,10 @@ def test_one_key_sent_concurrently_creates_one_event_and_one_set_of_runs(
     bodies = {r.content for r in answers}
     assert len(bodies) == 1, bodies
     answer = answers[0].json()
-    assert answer["eventId"] == "pay-42" and len(answer["runIds"]) == 2
+    assert answer["idempotencyKey"] == "pay-42" and len(answer["runIds"]) == 2
+    assert answer["id"] == answer["eventId"]
     events = stored_events(org.id)
-    assert [e.event_id for e in events] == ["pay-42"]
+    assert [(e.id, e.event_id) for e in events] == [(answer["id"], "pay-42")]
     runs = stored_runs(org.id)
     assert sorted(r.id for r in runs) == sorted(answer["runIds"])
     assert all(r.event_id == events[0].id for r in runs)
@@ -87,7 +88,9 @@ def test_one_key_sent_concurrently_creates_one_event_and_one_set_of_runs(
     winner = next(r for r in answers if r.status_code == 202).json()
     for r in answers:
         if r.status_code == 409:
-            assert r.json()["error"]["details"][0]["eventId"] == "ship-7"
+            detail = r.json()["error"]["details"][0]
+            assert detail["idempotencyKey"] == "ship-7"
+            assert detail.get("id", winner["id"]) == winner["id"]
     stored = [e for e in stored_events(org.id) if e.event_id == "ship-7"]
     assert len(stored) == 1 and len(winner["runIds"]) == 1
     assert len(stored_runs(org.id)) == 3

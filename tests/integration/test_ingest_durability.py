@@ -142,7 +142,7 @@ def test_prefect_outage_keeps_ingesting_then_dispatches_in_order(outage_platform
         run = _run(api, key, run_id)
         assert run["status"] == "pending" and run["prefectFlowRunId"] is None, run
     events = httpx.get(f"{api}/v1/events?limit=20", headers={"x-api-key": key}).json()["data"]
-    by_key = {e["eventId"]: e for e in events}
+    by_key = {e["idempotencyKey"]: e for e in events}
     assert all(by_key[f"outage-{i}"]["status"] == "pending" for i in range(N_OUTAGE))
 
     prefect.start_again()
@@ -154,7 +154,7 @@ def test_prefect_outage_keeps_ingesting_then_dispatches_in_order(outage_platform
         f"Hi {i}" for i in range(N_OUTAGE)
     ]
     events = httpx.get(f"{api}/v1/events?limit=20", headers={"x-api-key": key}).json()["data"]
-    by_key = {e["eventId"]: e for e in events}
+    by_key = {e["idempotencyKey"]: e for e in events}
     assert all(by_key[f"outage-{i}"]["status"] == "processed" for i in range(N_OUTAGE))
 
 
@@ -214,13 +214,9 @@ def test_api_killed_right_after_answering_loses_nothing(
 
     engine = create_engine(_database_url(platform))
     with engine.connect() as conn:
-        stored = set(
-            conn.scalars(
-                select(Event.event_id).where(Event.event_id.in_([a["eventId"] for a in acked]))
-            )
-        )
+        stored = set(conn.scalars(select(Event.id).where(Event.id.in_([a["id"] for a in acked]))))
     engine.dispose()
-    assert stored == {a["eventId"] for a in acked}, "an acknowledged event is missing"
+    assert stored == {a["id"] for a in acked}, "an acknowledged event is missing"
     run_ids = [a["runIds"][0] for a in acked]
     t0 = time.monotonic()
     runs = _wait_runs(platform.api_url, key, run_ids, 180)

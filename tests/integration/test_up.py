@@ -53,6 +53,7 @@ def test_ctrl_c_stops_every_process_and_a_restart_keeps_the_data(tmp_path: Path)
     try:
         log = second.log_path.read_text().rsplit("Orbin home:", 1)[-1]
         assert "password printed on first start" in log and "API key" not in log
+        assert "orbin user reset-password --email demo@orbin.local" in log
         run = httpx.get(
             f"{second.api_url}/v1/runs/{rid}", headers={"x-api-key": first.demo_key}
         ).json()

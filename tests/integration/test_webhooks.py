@@ -105,9 +105,18 @@ def test_each_scheme_valid_wrong_stale_and_rotated(
     [run_id] = resp.json()["runIds"]
     run = api.get(f"/v1/runs/{run_id}", headers=H(org)).json()
     assert run["triggerType"] == "webhook" and run["workflowId"] == wf["id"]
-    event = api.get(f"/v1/events/{run['eventId']}", headers=H(org)).json()
-    assert event["source"] == provider and event["eventType"] == EXPECTED_TYPE[provider]
-    assert event["workflowId"] == wf["id"] and event["runIds"] == [run_id]
+    # The id the delivery was answered with is the one the events API takes (it was the
+    # replay-protection key, orbin:<wf>:sig:..., which it did not).
+    answered = resp.json()["id"]
+    assert resp.json()["eventId"] == answered == run["eventId"]
+    assert resp.json()["idempotencyKey"].startswith(f"{provider}:{wf['id']}:")
+    got = api.get(f"/v1/events/{answered}", headers=H(org))
+    assert got.status_code == 200, got.text
+    event = got.json()
+    assert event["source"] == provider and event["type"] == EXPECTED_TYPE[provider]
+    assert event["runIds"] == [run_id] and event["runs"][0]["workflowId"] == wf["id"]
+    assert event["idempotencyKey"] == resp.json()["idempotencyKey"]
+    assert api.post(f"/v1/events/{answered}/replay", headers=H(org)).status_code == 200
 
     body = delivery(provider, 2)
     wrong = post_hook(api, wf["id"], body, sign(provider, "whsec_wrong", body))
@@ -140,7 +149,7 @@ def test_each_scheme_valid_wrong_stale_and_rotated(
     assert after.status_code == 401 and "does not match" in after.json()["error"]["message"]
     assert post_hook(api, wf["id"], body, sign(provider, new, body)).status_code == 202
     runs = api.get("/v1/runs", params={"workflowId": wf["id"]}, headers=H(org)).json()["data"]
-    assert len(runs) == 4, "only the four verified deliveries started runs"
+    assert len(runs) == 5, "only the four verified deliveries (and one replay) started runs"
 
 
 def test_a_replayed_delivery_starts_nothing_new(api: TestClient, make_org) -> None:
@@ -176,7 +185,7 @@ def test_provider_handshakes_are_answered_and_not_stored(api: TestClient, make_o
     command = post_hook(api, slack["id"], form, headers)
     assert command.status_code == 202, command.text
     events = api.get("/v1/events", headers=H(org)).json()["data"]
-    assert [(e["eventType"], e["payload"]["text"]) for e in events] == [("slack.command", "prod")]
+    assert [(e["type"], e["data"]["text"]) for e in events] == [("slack.command", "prod")]
 
 
 def test_stripe_with_the_secret_stripe_issued(api: TestClient, make_org) -> None:
@@ -207,8 +216,8 @@ def test_a_paused_workflow_keeps_its_deliveries_as_dead_letters(api: TestClient,
     assert retry.status_code == 409 and "activate it" in retry.json()["error"]["message"]
     api.post(f"/v1/workflows/{wf['id']}/activate", headers=H(org))
     retried = api.post(f"/v1/dead-letters/{dead['id']}/retry", headers=H(org)).json()
-    assert len(retried["runIds"]) == 1
-    run = api.get(f"/v1/runs/{retried['runIds'][0]}", headers=H(org)).json()
+    assert len(retried["startedRunIds"]) == 1
+    run = api.get(f"/v1/runs/{retried['startedRunIds'][0]}", headers=H(org)).json()
     assert run["triggerType"] == "webhook" and run["triggerData"]["data"] == {"n": 1}
 
 

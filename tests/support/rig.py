@@ -25,7 +25,7 @@ FINAL = ("completed", "failed", "canceled", "timed_out")
 @dataclass
 class Rig:
     home: Path
-    prefect: services.PrefectServer
+    prefect: services.PrefectServer | services.PrefectCluster
     env: dict[str, str]
     api_url: str
     key: str = ""
@@ -98,9 +98,24 @@ class Rig:
         return httpx.request(method, self.api_url + path, headers=headers, timeout=30, **kw)
 
 
-def start_rig(home: Path, *, database_url: str | None = None, **extra_env: str) -> Rig:
+def start_rig(
+    home: Path,
+    *,
+    database_url: str | None = None,
+    prefect_database_url: str | None = None,
+    prefect_redis_url: str | None = None,
+    prefect_replicas: int = 2,
+    **extra_env: str,
+) -> Rig:
     home.mkdir(parents=True, exist_ok=True)
-    prefect = services.start_prefect_server(home / "prefect")
+    prefect: services.PrefectServer | services.PrefectCluster
+    if prefect_redis_url:  # Prefect as replicas (services.start_prefect_cluster)
+        assert prefect_database_url, "Prefect replicas share one PostgreSQL database"
+        prefect = services.start_prefect_cluster(
+            home / "prefect", prefect_database_url, prefect_redis_url, replicas=prefect_replicas
+        )
+    else:
+        prefect = services.start_prefect_server(home / "prefect", prefect_database_url)
     port = services.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORBIN_", "PREFECT_"))}
     env.update(
@@ -112,6 +127,8 @@ def start_rig(home: Path, *, database_url: str | None = None, **extra_env: str) 
         PREFECT_LOGGING_LEVEL="WARNING",
         ORBIN_PROJECT_DIR=str(services.ROOT),
     )
+    # The local HTTP services steps call (tests/support/httpd.py) listen on 127.0.0.2.
+    env["ORBIN_EGRESS_ALLOW"] = "127.0.0.2"
     if database_url:
         env["ORBIN_DATABASE_URL"] = database_url
     env.update(extra_env)

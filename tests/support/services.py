@@ -173,6 +173,94 @@ def start_prefect_server(home: Path, database_url: str | None = None) -> Prefect
     return PrefectServer(api_url=api, proc=proc, home=home, database_url=db)
 
 
+# Prefect's scale model: API replicas sharing messaging, the event cache, causal ordering and
+# concurrency leases through Redis (prefect-redis), with the background services run once.
+PREFECT_REDIS_SETTINGS = {
+    "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+    "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+    "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+}
+
+
+@dataclass
+class PrefectCluster:
+    """``replicas`` Prefect API servers (``--no-services``) on one PostgreSQL database and one
+    Redis, and one ``prefect server services start`` process. ``api_url`` is the first
+    replica's (the same interface as ``PrefectServer``); ``api_urls`` all of them."""
+
+    api_urls: list[str]
+    procs: list[subprocess.Popen[bytes]]
+    home: Path
+    database_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return self.api_urls[0]
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.procs[0]
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc)
+
+
+def start_prefect_cluster(
+    home: Path, database_url: str, redis_url: str, *, replicas: int = 2
+) -> PrefectCluster:
+    """Replica 1 migrates the database, then the others start, then the services."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_REDIS_MESSAGING_URL=redis_url,
+        **PREFECT_REDIS_SETTINGS,
+    )
+    cluster = PrefectCluster([], [], home, database_url, env)
+    prefect = [sys.executable, "-m", "prefect"]
+    try:
+        for i in range(replicas):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/api"
+            replica_env = {**env, "PREFECT_API_URL": url}
+            if i:
+                replica_env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
+            log = open(home / f"server-{i + 1}.log", "ab")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [*prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+                + ["--no-services"],
+                env=replica_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            cluster.api_urls.append(url)
+            cluster.procs.append(proc)
+            if not wait_http(url + "/health", 180, proc):
+                raise RuntimeError((home / f"server-{i + 1}.log").read_text()[-2000:])
+        log = open(home / "services.log", "ab")  # noqa: SIM115
+        cluster.procs.append(
+            subprocess.Popen(
+                [*prefect, "server", "services", "start"],
+                env={**env, "PREFECT_API_URL": cluster.api_urls[0]},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 @dataclass
 class Platform:
     """``orbin up`` in its own process group, with its own home, ports and databases."""
@@ -231,6 +319,8 @@ def start_platform(
         ORBIN_DASHBOARD_PORT=str(dash_port),
         ORBIN_PREFECT_PORT=str(prefect_port),
     )
+    # The local HTTP services steps call (tests/support/httpd.py) listen on 127.0.0.2.
+    env["ORBIN_EGRESS_ALLOW"] = "127.0.0.2"
     if database_url:
         env["ORBIN_DATABASE_URL"] = database_url
     if prefect_database_url:
@@ -259,11 +349,19 @@ def start_platform(
     key = re.search(r"API key\s+(sk_live_\S+)", text)
     pw = re.search(r"Demo login \S+ / (\S+)", text)
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
+    # The Prefect server `orbin up` starts requires basic auth (tenancy/prefect_auth.py): the
+    # Prefect client reads PREFECT_API_AUTH_STRING; plain httpx calls get it in the URL.
+    auth_file = home / "prefect-auth-string"
+    auth = auth_file.read_text().strip() if auth_file.exists() else ""
+    prefect_api_url = env["PREFECT_API_URL"]
+    if auth:
+        env["PREFECT_API_AUTH_STRING"] = auth
+        prefect_api_url = f"http://{auth}@127.0.0.1:{prefect_port}/api"
     return Platform(
         proc=proc,
         home=home,
         api_url=api,
-        prefect_api_url=env["PREFECT_API_URL"],
+        prefect_api_url=prefect_api_url,
         dashboard_url=f"http://127.0.0.1:{dash_port}",
         env=env,
         demo_key=key.group(1) if key else "",

@@ -1,37 +1,16 @@
-"""The dashboard's small pieces: the session cookie's signature, times and status badges."""
+"""The dashboard's small pieces: times and status badges."""
 
 from __future__ import annotations
 
 import re
 
-from streamlit_app import session_cookie
 from streamlit_app.components import formatting
 from streamlit_app.components.runs_table import runs_table_html
 from streamlit_app.components.status import badge_html
 from streamlit_app.components.text import md
 from streamlit_app.data import RunRow
 
-KEY = b"k" * 32
 NOW = 1_800_000_000_000
-
-
-def test_session_cookie_round_trip_and_refusals() -> None:
-    token = session_cookie.issue(user_id="u1", password_tag="abc", now_ms=NOW, key=KEY)
-    claims = session_cookie.read(token, now_ms=NOW + 1000, key=KEY)
-    assert claims is not None and (claims.user_id, claims.password_tag) == ("u1", "abc")
-    assert session_cookie.read(token, now_ms=NOW + 1000, key=b"x" * 32) is None
-    expiry = NOW + session_cookie.MAX_AGE_SECONDS * 1000
-    assert session_cookie.read(token, now_ms=expiry, key=KEY) is None
-    body, sig = token.split(".")
-    other = session_cookie.issue(user_id="u2", password_tag="abc", now_ms=NOW, key=KEY)
-    assert session_cookie.read(f"{other.split('.')[0]}.{sig}", now_ms=NOW, key=KEY) is None
-    for junk in ("", "a.b", "no-dot", "a.b.c", "x" * 2000):
-        assert session_cookie.read(junk, now_ms=NOW, key=KEY) is None
-
-
-def test_password_tag_changes_with_the_password_hash() -> None:
-    assert session_cookie.password_tag("h1") != session_cookie.password_tag("h2")
-    assert session_cookie.password_tag("h1") == session_cookie.password_tag("h1")
 
 
 def test_durations_and_relative_times_read_naturally() -> None:
@@ -56,13 +35,22 @@ def test_status_badges_use_the_prd_colours() -> None:
     assert badge_html("<script>").count("<script>") == 0
 
 
+def test_every_run_and_step_status_has_its_own_badge() -> None:
+    from tenancy.runs import RUN_STATUSES
+    from tenancy.steps import STEP_STATUSES
+
+    for status in (*RUN_STATUSES, *STEP_STATUSES):
+        assert "Unknown" not in badge_html(status), status
+    assert "Suspended" in badge_html("suspended") and "Canceled" in badge_html("canceled")
+
+
 def test_runs_table_links_every_run_and_escapes_names() -> None:
     rows = [
         RunRow("r-2", "running", "<b>Sync</b>", "event", NOW - 9000, NOW - 8000, None, None),
         RunRow("r-1", "completed", "Hello", "manual", NOW - 60_000, NOW - 60_000, NOW, 1234),
     ]
     table = runs_table_html(rows, NOW)
-    assert table.count('href="/run?run=r-2"') == 6 and table.count('href="/run?run=r-1"') == 6
+    assert table.count('href="/run?id=r-2"') == 6 and table.count('href="/run?id=r-1"') == 6
     assert "&lt;b&gt;Sync&lt;/b&gt;" in table and "<b>Sync" not in table
     assert table.index('data-run-id="r-2"') < table.index('data-run-id="r-1"')
     assert "8.0 s …" in table and "1.2 s" in table and "1 min ago" in table
@@ -73,3 +61,4 @@ def test_user_text_stays_literal_in_markdown() -> None:
     escaped = md(hostile)
     assert re.findall(r"(?<!\\)[\[\]()!$*:`_<>]", escaped) == [], escaped
     assert md("Nightly sync 2") == "Nightly sync 2"
+    assert md('it\'s "ok"') == 'it\'s "ok"'  # no &#x27; shown to the reader

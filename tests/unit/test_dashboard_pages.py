@@ -50,6 +50,7 @@ def _seed_org(session, *, name: str, slug: str, member_ids: list[str]) -> Seeded
     """An org with a workflow and three runs: completed, failed, and running with a retry."""
     from orbin_flows.workflows import create_workflow
     from tenancy import runs as runs_repo
+    from tenancy import steps as steps_repo
     from tenancy.clock import now_ms
     from tenancy.orgs import add_member, create_organization
     from tenancy.principal import system_principal
@@ -75,7 +76,7 @@ def _seed_org(session, *, name: str, slug: str, member_ids: list[str]) -> Seeded
         return r
 
     def step(r, step_id: str, status: str, **kw) -> None:
-        rec = runs_repo.start_step(
+        rec = steps_repo.start_step(
             session,
             run=r,
             step_id=step_id,
@@ -85,7 +86,7 @@ def _seed_org(session, *, name: str, slug: str, member_ids: list[str]) -> Seeded
             max_attempts=3,
             input={"step": step_id, "org": slug},
         )
-        runs_repo.finish_step(session, step=rec, status=status, **kw)
+        steps_repo.finish_step(session, step=rec, status=status, **kw)
 
     done = run("completed")
     step(done, "fetch", "completed", output={"rows": 3, "org": slug})
@@ -146,6 +147,13 @@ def signed_in(email: str, password: str = PASSWORD) -> AppTest:
     return at
 
 
+def on_runs(email: str) -> AppTest:
+    """Signed in, on the runs page (the overview is the default page)."""
+    at = signed_in(email)
+    at.switch_page("app_pages/runs.py").run()
+    return at
+
+
 ROW_RE = re.compile(
     r'<tr data-run-id="([^"]+)">.*?data-status="([a-z_]+)".*?<td><a [^>]+>([^<]*)</a></td>', re.S
 )
@@ -171,7 +179,7 @@ def test_wrong_password_is_refused_and_shows_nothing_of_any_org(seed: Seed) -> N
 
 
 def test_right_password_shows_the_orgs_runs_newest_first_with_names(seed: Seed) -> None:
-    at = signed_in(seed.emails["alice"])
+    at = on_runs(seed.emails["alice"])
     assert not at.exception
     assert [t.value for t in at.title] == ["Runs"]
     alpha = seed.alpha.run_ids
@@ -186,21 +194,21 @@ def test_right_password_shows_the_orgs_runs_newest_first_with_names(seed: Seed) 
 
 
 def test_a_user_of_one_org_never_sees_another_orgs_runs(seed: Seed) -> None:
-    alice = signed_in(seed.emails["alice"])
+    alice = on_runs(seed.emails["alice"])
     assert shown_run_ids(alice) == set(seed.alpha.run_ids.values())
-    assert not alice.selectbox, "alice belongs to one org: no switcher"
-    bob = signed_in(seed.emails["bob"])
+    assert not [b for b in alice.selectbox if b.key == "shell.org"], "one org: no switcher"
+    bob = on_runs(seed.emails["bob"])
     assert shown_run_ids(bob) == set(seed.beta.run_ids.values())
 
 
 def test_status_filter_keeps_only_that_status(seed: Seed) -> None:
-    at = signed_in(seed.emails["alice"])
+    at = on_runs(seed.emails["alice"])
     at.pills(key="runs.status").set_value(["failed"]).run()
     assert shown_run_ids(at) == {seed.alpha.run_ids["failed"]}
 
 
 def test_org_switcher_shows_the_chosen_orgs_runs_only(seed: Seed) -> None:
-    at = signed_in(seed.emails["carol"])
+    at = on_runs(seed.emails["carol"])
     switcher = at.selectbox(key="shell.org")
     assert switcher.value == seed.alpha.id  # memberships sorted by org name
     assert shown_run_ids(at) == set(seed.alpha.run_ids.values())
@@ -209,10 +217,15 @@ def test_org_switcher_shows_the_chosen_orgs_runs_only(seed: Seed) -> None:
 
 
 def test_deep_link_opens_the_run_debugger(seed: Seed) -> None:
-    at = signed_in(seed.emails["alice"])
-    at.query_params["run"] = seed.alpha.run_ids["failed"]
+    at = on_runs(seed.emails["alice"])
+    at.query_params["run"] = seed.alpha.run_ids["failed"]  # the runs page's old deep link
     at.run()
     assert not at.exception
+    assert seed.alpha.run_ids["failed"] in at.markdown[0].value
+    at = signed_in(seed.emails["alice"])  # /run?id=<run>
+    at.switch_page("app_pages/run_detail.py")
+    at.query_params["id"] = seed.alpha.run_ids["failed"]
+    at.run()
     header = at.markdown[0].value
     assert seed.alpha.run_ids["failed"] in header and 'data-status="failed"' in header
     steps = at.radio(key="run_detail.step")
@@ -223,13 +236,14 @@ def test_deep_link_opens_the_run_debugger(seed: Seed) -> None:
     assert all(re.search(r" · \d+ ms$", o) for o in steps.options), steps.options
     assert steps.value == "store", "a failed run opens on its failed step"
     assert [e.value for e in at.error][:2] == ["**Run failed:** store exploded", "store exploded"]
-    assert "KeyError" in at.code[0].value
+    assert at.code[0].value == seed.alpha.run_ids["failed"]  # the id, with a copy button
+    assert any("KeyError" in c.value for c in at.code)
     steps.set_value("fetch").run()
     assert '{"rows": 0}' in [j.value for j in at.json]
 
 
 def test_run_detail_shows_retry_countdown_and_attempts(seed: Seed) -> None:
-    at = signed_in(seed.emails["alice"])
+    at = on_runs(seed.emails["alice"])
     at.query_params["run"] = seed.alpha.run_ids["retrying"]
     at.run()
     assert not at.exception
@@ -241,7 +255,7 @@ def test_run_detail_shows_retry_countdown_and_attempts(seed: Seed) -> None:
 
 
 def test_another_orgs_run_id_is_refused(seed: Seed) -> None:
-    at = signed_in(seed.emails["alice"])
+    at = on_runs(seed.emails["alice"])
     foreign = seed.beta.run_ids["completed"]
     at.query_params["run"] = foreign
     at.run()
@@ -251,7 +265,7 @@ def test_another_orgs_run_id_is_refused(seed: Seed) -> None:
 
 
 def test_a_malformed_run_id_is_refused_without_markdown(seed: Seed) -> None:
-    at = signed_in(seed.emails["alice"])
+    at = on_runs(seed.emails["alice"])
     at.query_params["run"] = "![x](http://elsewhere.example/pixel.png)"
     at.run()
     [error] = [e.value for e in at.error]
@@ -263,3 +277,37 @@ def test_sign_out_returns_to_the_sign_in_page(seed: Seed) -> None:
     at.button(key="shell.sign_out").click().run()
     assert [t.value for t in at.title] == ["Sign in to Orbin"]
     assert not at.metric and "shell.user" not in at.session_state
+
+
+def test_a_suspended_run_shows_its_badge_and_when_it_resumes(seed: Seed) -> None:
+    from tenancy import runs as runs_repo
+    from tenancy import steps as steps_repo
+    from tenancy import workflows as workflows_repo
+    from tenancy.clock import now_ms
+    from tenancy.db import session_scope
+
+    with session_scope() as session:
+        old = runs_repo.read_run(
+            session, organization_id=seed.alpha.id, run_id=seed.alpha.run_ids["completed"]
+        )
+        wf = workflows_repo.read_workflow(
+            session, organization_id=seed.alpha.id, workflow_id=old.workflow_id
+        )
+        run = runs_repo.create_run(
+            session, organization_id=seed.alpha.id, workflow=wf, trigger_type="manual",
+            trigger_data={},
+        )  # fmt: skip
+        runs_repo.mark_run_running(session, run=run, worker_id="test", lease_ms=60_000)
+        resume_at = now_ms() + 7_170_000
+        steps_repo.record_waiting_step(
+            session, run=run, step_id="fetch", step_name="Fetch", input={}, resume_at=resume_at
+        )
+        runs_repo.suspend_run(session, run=run, resume_at=resume_at)
+        run_id = run.id
+    at = signed_in(seed.emails["alice"])
+    at.switch_page("app_pages/run_detail.py")
+    at.query_params["id"] = run_id
+    at.run()
+    assert not at.exception
+    assert 'data-status="suspended"' in at.markdown[0].value and "Suspended" in at.markdown[0].value
+    assert any("resumes in 1 h 59 min" in i.value for i in at.info), [i.value for i in at.info]

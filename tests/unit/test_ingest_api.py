@@ -28,28 +28,96 @@ def test_single_event_contract_and_idempotent_replay(api, make_org) -> None:
     first = api.post("/v1/events", headers=keyed, json={"type": "order.created", "data": {"n": 2}})
     again = api.post("/v1/events", headers=keyed, json={"data": {"n": 2}, "type": "order.created"})
     assert first.status_code == again.status_code == 202
-    assert first.json() == again.json()
-    assert first.json()["eventId"] == "order-1"
+    assert first.content == again.content  # byte for byte
+    keyed_id = first.json()["id"]
+    assert first.json()["eventId"] == keyed_id != "order-1"
+    assert first.json()["idempotencyKey"] == "order-1" and body["idempotencyKey"] is None
+    assert first.json()["type"] == "order.created" and first.json()["source"] == "api"
+    assert isinstance(first.json()["receivedAt"], int)
 
     # The same key for a different event: refused, naming the original, which is kept.
     other = api.post("/v1/events", headers=keyed, json={"type": "order.created", "data": {"n": 3}})
     assert other.status_code == 409, other.text
     err = other.json()["error"]
     assert err["code"] == "conflict" and "idempotency key" in err["message"]
-    assert err["details"][0]["eventId"] == "order-1"
+    assert err["details"][0]["id"] == keyed_id and keyed_id in err["message"]
 
     events = stored_events(org.id)
     assert len(events) == 2
-    assert {e.event_id for e in events} == {body["eventId"], "order-1"}
-    assert next(e for e in events if e.event_id == "order-1").payload == {"n": 2}
+    assert {e.id for e in events} == {body["id"], keyed_id}
+    assert next(e for e in events if e.id == keyed_id).payload == {"n": 2}
     assert len(stored_runs(org.id)) == 2
 
     # The PRD's path answers the same way; its source defaults to "webhook".
     w = api.post("/api/webhooks/ingest", headers=h, json={"type": "nomatch", "data": {}})
     assert w.status_code == 202 and w.json()["runIds"] == []
-    stored = {e.event_id: e for e in stored_events(org.id)}
-    assert stored[w.json()["eventId"]].source == "webhook"
-    assert stored[w.json()["eventId"]].status == "processed"
+    stored = {e.id: e for e in stored_events(org.id)}
+    assert stored[w.json()["id"]].source == "webhook"
+    assert stored[w.json()["id"]].status == "processed"
+
+
+def test_the_id_answered_is_the_id_every_route_takes(api, make_org) -> None:
+    """Issue 10: with x-idempotency-key: order-42 the 202 said eventId "order-42", which
+    GET /v1/events/{id} and replay did not accept. The id is the event's own; the key is
+    idempotencyKey, and finds the event through the list's filter."""
+    org = make_org("ids")
+    active_workflow(org.id, "order.created")
+    h = {"x-api-key": org.key}
+    sent = api.post(
+        "/v1/events",
+        headers={**h, "x-idempotency-key": "order-42"},
+        json={"type": "order.created", "data": {"n": 1}},
+    ).json()
+    event_id = sent["id"]
+    assert sent["eventId"] == event_id and sent["idempotencyKey"] == "order-42"
+
+    got = api.get(f"/v1/events/{event_id}", headers=h)
+    assert got.status_code == 200, got.text
+    detail = got.json()
+    assert detail["id"] == event_id and detail["idempotencyKey"] == "order-42"
+    assert [r["id"] for r in detail["runs"]] == sent["runIds"]
+    assert all(r["eventId"] == event_id for r in detail["runs"])
+    replayed = api.post(f"/v1/events/{event_id}/replay", headers=h)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["id"] == event_id and len(replayed.json()["startedRunIds"]) == 1
+    # The idempotency key is not an id: it is a filter of the list.
+    assert api.get("/v1/events/order-42", headers=h).status_code == 404
+    found = api.get("/v1/events", headers=h, params={"idempotencyKey": "order-42"}).json()
+    assert [e["id"] for e in found["data"]] == [event_id]
+    # A run's trigger names the event the same way.
+    run = api.get(f"/v1/runs/{sent['runIds'][0]}", headers=h).json()
+    assert run["triggerData"]["eventId"] == event_id
+    assert run["triggerData"]["idempotencyKey"] == "order-42"
+
+
+def test_one_event_vocabulary_in_every_answer(api, make_org) -> None:
+    """An event goes in as {type, source, data} and comes out with the same names, in the
+    list, the detail and replay answers: no eventType / payload."""
+    org = make_org("vocab")
+    active_workflow(org.id, "order.created")
+    h = {"x-api-key": org.key}
+    sent = api.post(
+        "/v1/events", headers=h, json={"type": "order.created", "source": "shop", "data": {"a": 1}}
+    ).json()
+    fields = {
+        "id", "type", "source", "data", "status", "receivedAt", "processedAt", "error",
+        "runIds", "idempotencyKey",
+    }  # fmt: skip
+    listed = api.get("/v1/events", headers=h).json()["data"][0]
+    detail = api.get(f"/v1/events/{sent['id']}", headers=h).json()
+    replayed = api.post(f"/v1/events/{sent['id']}/replay", headers=h).json()
+    many = api.post("/v1/events/replay", headers=h, json={"ids": [sent["id"]]}).json()["data"][0]
+    assert set(listed) == fields
+    assert set(detail) == fields | {"runs"}
+    assert set(replayed) == set(many) == fields | {"startedRunIds"}
+    for answer in (listed, detail, replayed, many):
+        assert (answer["type"], answer["source"], answer["data"]) == (
+            "order.created",
+            "shop",
+            {"a": 1},
+        )
+        assert answer["receivedAt"] == sent["receivedAt"]
+    assert len(many["runIds"]) == 3 and many["startedRunIds"] == many["runIds"][2:]
 
 
 def test_keys_publishable_ingests_only_and_bad_keys_are_401(api, make_org) -> None:
@@ -104,17 +172,20 @@ def test_batch_answers_each_event_on_its_own(api, make_org) -> None:
     assert "data" in results[2]["error"]["message"]
     assert results[3]["error"]["details"][0]["field"] == "type"
     assert results[8]["error"]["details"][0]["field"] == "unknown"
-    assert results[4]["eventId"] == results[1]["eventId"] == "k1"
+    k1 = results[1]["id"]
+    assert results[4]["id"] == results[4]["eventId"] == k1 and results[1]["eventId"] == k1
+    assert results[4]["idempotencyKey"] == results[1]["idempotencyKey"] == "k1"
     assert results[4]["runIds"] == results[1]["runIds"] == []
-    assert results[5]["eventId"] == "k1" and results[5]["error"]["code"] == "conflict"
-    assert results[6]["eventId"] == "k-old" and len(results[6]["runIds"]) == 1
-    assert results[7]["eventId"] == "k-old"
+    assert results[5]["id"] == k1 and results[5]["error"]["code"] == "conflict"
+    old = api.get("/v1/events", headers=h, params={"idempotencyKey": "k-old"}).json()["data"]
+    assert results[6]["id"] == old[0]["id"] and len(results[6]["runIds"]) == 1
+    assert results[7]["id"] == old[0]["id"]
     assert len(results[0]["runIds"]) == len(results[9]["runIds"]) == 1
 
-    stored = {e.event_id: e for e in stored_events(org.id)}
+    stored = {e.id: e for e in stored_events(org.id)}
     assert len(stored) == 4  # k-old + three new ones
-    assert stored["k1"].payload == {"i": 1}
-    assert stored[results[9]["eventId"]].source == "crm"
+    assert stored[k1].payload == {"i": 1} and stored[k1].event_id == "k1"
+    assert stored[results[9]["id"]].source == "crm"
     runs = {r.id: r for r in stored_runs(org.id)}
     assert len(runs) == 3
     run = runs[results[0]["runIds"][0]]
@@ -159,6 +230,7 @@ def test_monthly_limit_refuses_only_the_events_that_do_not_fit(api, make_org) ->
     statuses = [x["status"] for x in r.json()["results"]]
     assert statuses == [202, 202, 429, 202]
     assert "monthly execution limit" in r.json()["results"][2]["error"]["message"]
+    assert r.json()["results"][2]["error"]["code"] == "execution_limit_reached"
     # The refused event is not lost: it is kept as a dead letter, with the reason.
     events = stored_events(org.id)
     assert len(events) == 4 and len(stored_runs(org.id)) == 2
@@ -166,7 +238,7 @@ def test_monthly_limit_refuses_only_the_events_that_do_not_fit(api, make_org) ->
     assert len(dead) == 1 and dead[0].payload == {"i": 2} and dead[0].run_ids == []
     assert "monthly execution limit" in dead[0].error
     single = api.post("/v1/events", headers=h, json={"type": "job.run"})
-    assert single.status_code == 429 and single.json()["error"]["code"] == "limit_exceeded"
+    assert single.status_code == 429 and single.json()["error"]["code"] == "execution_limit_reached"
     events = stored_events(org.id)
     assert len(events) == 5 and sum(e.status == "failed" for e in events) == 2
     assert len(stored_runs(org.id)) == 2

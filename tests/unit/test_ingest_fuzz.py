@@ -115,7 +115,7 @@ def test_ingestion_never_answers_5xx(api, fuzz_org, path, body, ctype, key, esca
     elif path.endswith("batch"):
         assert all(i["status"] in (202, 409, 422, 429) for i in answer["results"])
     else:
-        assert r.status_code == 202 and answer["eventId"]
+        assert r.status_code == 202 and answer["id"] == answer["eventId"]
 
 
 import pytest  # noqa: E402

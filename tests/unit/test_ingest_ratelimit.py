@@ -210,3 +210,20 @@ def test_redis_outage_falls_back_to_memory_without_errors(database, make_org, ca
     finally:
         proxy.cut()
         client.__exit__(None, None, None)
+
+
+def test_bad_keys_are_limited_per_client_address(api, make_org, monkeypatch) -> None:
+    monkeypatch.setenv("ORBIN_BAD_KEY_REQUESTS_PER_MINUTE", "5")
+    from tenancy import config
+
+    config.reset_settings()
+    try:
+        _within_one_window(10)
+        codes = [_post(api, f"sk_live_wrong{i}").status_code for i in range(7)]
+        assert codes[:5] == [401] * 5 and codes[5:] == [429, 429], codes
+        r = _post(api, "sk_live_wrong-again")
+        assert r.headers["retry-after"] and r.json()["error"]["details"][0]["scope"] == "address"
+        good = make_org("goodkey")
+        assert _post(api, good.key).status_code == 202, "a good key is not limited by it"
+    finally:
+        config.reset_settings()

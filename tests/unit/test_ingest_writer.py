@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from orbin_flows import ingest as ingest_mod
-from orbin_flows.ingest import IngestResult, IngestWriter, NewEvent, ingest_together
+from orbin_flows.ingest import IngestResult, NewEvent, ingest_together
+from orbin_flows.ingest_writer import IngestWriter
 from tenancy.errors import Conflict, PermissionDenied
 from tenancy.principal import Principal
 from tests.unit.ingest_support import active_workflow, stored_events, stored_runs
@@ -203,7 +204,12 @@ def test_requests_written_together_are_answered_as_if_sent_alone(make_org) -> No
     assert isinstance(again, IngestResult) and again.duplicate
     assert (again.event_pk, again.run_ids) == (first.event_pk, first.run_ids)
     assert isinstance(changed, Conflict) and changed.details == [
-        {"field": "idempotencyKey", "eventId": "k-1"}
+        {
+            "field": "idempotencyKey",
+            "id": first.event_pk,
+            "eventId": first.event_pk,
+            "idempotencyKey": "k-1",
+        }
     ]
     assert isinstance(note, IngestResult) and note.run_ids == []
     assert isinstance(new, IngestResult) and len(new.run_ids) == 1

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from tenancy import history as history_repo
+from tenancy import run_leases
 from tenancy import runs as runs_repo
+from tenancy import steps as steps_repo
 from tenancy.clock import now_ms
 from tenancy.db import session_scope
 from tenancy.models import OutboxItem, WorkflowRun
@@ -107,7 +110,7 @@ def test_resume_carries_completed_steps_into_a_linked_run(api, org) -> None:
     run = _run(run_id)
     with session_scope() as session:  # what a worker would record: a done, b failed
         runs_repo.mark_run_running(session, run=run, worker_id="w", lease_ms=1000)
-        a = runs_repo.start_step(
+        a = steps_repo.start_step(
             session,
             run=run,
             step_id="a",
@@ -117,8 +120,8 @@ def test_resume_carries_completed_steps_into_a_linked_run(api, org) -> None:
             max_attempts=1,
             input={},
         )
-        runs_repo.finish_step(session, step=a, status="completed", output={"n": 1})
-        b = runs_repo.start_step(
+        steps_repo.finish_step(session, step=a, status="completed", output={"n": 1})
+        b = steps_repo.start_step(
             session,
             run=run,
             step_id="b",
@@ -128,7 +131,7 @@ def test_resume_carries_completed_steps_into_a_linked_run(api, org) -> None:
             max_attempts=1,
             input={},
         )
-        runs_repo.finish_step(session, step=b, status="failed", error={"message": "boom"})
+        steps_repo.finish_step(session, step=b, status="failed", error={"message": "boom"})
         runs_repo.finish_run(session, run=run, status="failed", error={"message": "boom"})
     api.put(f"/v1/workflows/{wf}", json={**SPEC, "description": "v2"}, headers=_h(org.key))
 
@@ -141,7 +144,7 @@ def test_resume_carries_completed_steps_into_a_linked_run(api, org) -> None:
         ("a", "completed", {"n": 1})
     ]
     with session_scope() as session:
-        history = runs_repo.read_step_history(session, organization_id=org.id, run_id=new["id"])
+        history = history_repo.read_step_history(session, organization_id=org.id, run_id=new["id"])
     assert history.completed == {"a": {"n": 1}}, "the executor will reuse a, and run b"
     latest = api.post(
         f"/v1/runs/{run_id}/resume", json={"latestVersion": True}, headers=_h(org.key)
@@ -204,5 +207,5 @@ def test_a_worker_learns_that_its_run_was_taken_over(api, org) -> None:
         stale = session.get(WorkflowRun, theirs)
         assert runs_repo.requeue_run(session, run=stale)
     with session_scope() as session:
-        lost = runs_repo.read_runs_taken_over(session, worker_id="slow", run_ids=[mine, theirs])
+        lost = run_leases.read_runs_taken_over(session, worker_id="slow", run_ids=[mine, theirs])
     assert lost == [theirs], "a suspended run is not lost, a requeued one is"

@@ -118,10 +118,16 @@ def test_versions_diff_rollback_and_status_changes(api, org) -> None:
     v2["steps"] = [{**SPEC["steps"][0], "name": "Say hello"}]
     resp = api.put(url, json=v2, headers=_h(org.key))
     assert resp.status_code == 200 and resp.json()["version"] == 2
-    versions = api.get(f"{url}/versions", headers=_h(org.key)).json()
+    listed = api.get(f"{url}/versions", headers=_h(org.key)).json()
+    assert (listed["nextCursor"], listed["hasMore"]) == (None, False)
+    versions = listed["data"]
     assert [v["version"] for v in versions] == [2, 1]
     assert versions[0]["spec"]["steps"][0]["name"] == "Say hello"
     assert versions[1]["spec"]["steps"][0]["name"] == "Hello"
+    assert {v["workflowId"] for v in versions} == {wf["id"]}
+    one = api.get(f"{url}/versions/1", headers=_h(org.key))
+    assert one.status_code == 200 and one.json() == versions[1]
+    assert api.get(f"{url}/versions/9", headers=_h(org.key)).status_code == 404
 
     diff = api.get(f"{url}/diff?from=1&to=2", headers=_h(org.key)).json()
     assert diff["changedFields"] == ["description", "steps"]
@@ -144,7 +150,16 @@ def test_versions_diff_rollback_and_status_changes(api, org) -> None:
     assert archived.status_code == 200 and archived.json()["status"] == "archived"
     assert api.get(url, headers=_h(org.key)).json()["status"] == "archived"
     assert api.post(f"{url}/runs", json={}, headers=_h(org.key)).status_code == 409
-    assert len(api.get(f"{url}/versions", headers=_h(org.key)).json()) == 7
+    assert len(api.get(f"{url}/versions", headers=_h(org.key)).json()["data"]) == 7
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        got = api.get(f"{url}/versions", params=params, headers=_h(org.key)).json()
+        pages.append([v["version"] for v in got["data"]])
+        if not got["hasMore"]:
+            break
+        cursor = got["nextCursor"]
+    assert pages == [[7, 6, 5], [4, 3, 2], [1]]
 
 
 def test_another_organizations_workflow_is_404_everywhere(api, make_org) -> None:
@@ -157,6 +172,7 @@ def test_another_organizations_workflow_is_404_everywhere(api, make_org) -> None
     assert api.put(url, json=SPEC, headers=h).status_code == 404
     assert api.delete(url, headers=h).status_code == 404
     assert api.get(f"{url}/versions", headers=h).status_code == 404
+    assert api.get(f"{url}/versions/1", headers=h).status_code == 404
     assert api.get(f"{url}/diff?from=1&to=1", headers=h).status_code == 404
     assert api.post(f"{url}/rollback", json={"version": 1}, headers=h).status_code == 404
     assert api.post(f"{url}/activate", headers=h).status_code == 404

@@ -1,0 +1,2 @@
+-- The Prefect server's own database, beside Orbin's (compose.yaml).
+CREATE DATABASE prefect OWNER orbin;

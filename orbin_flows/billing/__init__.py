@@ -1,0 +1,1 @@
+"""Billing use cases: Stripe Checkout, portal, invoices and webhooks; the worker's upkeep."""
