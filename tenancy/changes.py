@@ -27,6 +27,7 @@ from sqlalchemy import delete, event, insert, select, text
 from sqlalchemy.orm import Session
 
 from tenancy.clock import now_ms
+from tenancy.db import delete_oldest
 from tenancy.models import ChangeRecord
 
 CHANGES_CHANNEL = "orbin_changes"
@@ -320,15 +321,6 @@ def prune_changes(session: Session, *, older_than_ms: int, batch: int | None = N
     if batch is None:
         res = session.execute(delete(ChangeRecord).where(ChangeRecord.created_at < older_than_ms))
         return res.rowcount or 0
-    q = (
-        select(ChangeRecord.id)
-        .where(ChangeRecord.created_at < older_than_ms)
-        .order_by(ChangeRecord.id)
-        .limit(batch)
+    return delete_oldest(
+        session, ChangeRecord, ChangeRecord.created_at < older_than_ms, batch=batch
     )
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    ids = list(session.scalars(q))
-    if ids:
-        session.execute(delete(ChangeRecord).where(ChangeRecord.id.in_(ids)))
-    return len(ids)

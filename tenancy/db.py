@@ -248,3 +248,18 @@ def flush_unique(session: Session, conflict: str, *new: Any) -> None:
             session.flush()
     except IntegrityError as exc:
         raise Conflict(conflict) from exc
+
+
+def delete_oldest(session: Session, model: Any, *where: Any, batch: int) -> int:
+    """Delete up to ``batch`` rows of ``model`` matching ``where``, lowest ids first; two
+    deleters at once take different rows on PostgreSQL (the ids are read FOR UPDATE SKIP
+    LOCKED). Returns how many went."""
+    from sqlalchemy import delete, select
+
+    q = select(model.id).where(*where).order_by(model.id).limit(batch)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    ids = list(session.scalars(q))
+    if ids:
+        session.execute(delete(model).where(model.id.in_(ids)))
+    return len(ids)

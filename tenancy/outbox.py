@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tenancy import events as events_repo
 from tenancy import runs as runs_repo
 from tenancy.changes import OUTBOX_CHANNEL, publish
 from tenancy.clock import now_ms
+from tenancy.db import delete_oldest
 from tenancy.models import OutboxItem, WorkflowRun
 
 
@@ -52,18 +53,13 @@ def finish_outbox(session: Session, *, outbox_id: int) -> None:
 def prune_finished_outbox(session: Session, *, older_than_ms: int, batch: int) -> int:
     """Delete up to ``batch`` done items created before ``older_than_ms``: nothing reads a
     done item (its run holds the outcome); two cleaners at once take different rows."""
-    q = (
-        select(OutboxItem.id)
-        .where(OutboxItem.status == "done", OutboxItem.created_at < older_than_ms)
-        .order_by(OutboxItem.id)
-        .limit(batch)
+    return delete_oldest(
+        session,
+        OutboxItem,
+        OutboxItem.status == "done",
+        OutboxItem.created_at < older_than_ms,
+        batch=batch,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    ids = list(session.scalars(q))
-    if ids:
-        session.execute(delete(OutboxItem).where(OutboxItem.id.in_(ids)))
-    return len(ids)
 
 
 def retry_outbox(session: Session, *, outbox_id: int, error: str, delay_ms: int) -> None:

@@ -4,6 +4,7 @@ answers), organizations with keys, and the API in-process."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,22 +44,67 @@ def _configure(home: Path, url: str) -> None:
     db.dispose_engines()
 
 
+@pytest.fixture(scope="session")
+def _migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated, empty database per backend, made once a session and copied for each
+    test (a PostgreSQL template database, an SQLite file): the migrations run once, not
+    hundreds of times."""
+    made: dict[str, str] = {}
+    yield made
+    if "postgres" in made:
+        services.drop_pg_database(made["postgres"])
+
+
+def _template(backend: str, made: dict[str, str], factory: pytest.TempPathFactory) -> str:
+    from tenancy import db
+    from tenancy.migrate import upgrade
+
+    if backend not in made:
+        saved = {k: os.environ.get(k) for k in ("ORBIN_HOME", "ORBIN_DATABASE_URL")}
+        where = factory.mktemp(f"template-{backend}")
+        if backend == "postgres":
+            name = services.create_pg_database("orbin_tpl")
+            url = services.pg_url(name)
+        else:
+            name = str(where / "orbin.db")
+            url = f"sqlite:///{name}"
+        try:
+            _configure(where / "home", url)
+            upgrade()
+        finally:
+            db.dispose_engines()  # a template database may have no open connection
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        made[backend] = name
+    return made[backend]
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    _migrated: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     """A migrated, empty Orbin database; the settings point at it for the test."""
     from tenancy import config, db
-    from tenancy.migrate import upgrade
 
     saved = {k: os.environ.get(k) for k in ("ORBIN_HOME", "ORBIN_DATABASE_URL")}
     name = None
     if request.param == "postgres":
         require_postgres()
-        name = services.create_pg_database()
+        name = services.create_pg_database(
+            template=_template("postgres", _migrated, tmp_path_factory)
+        )
         url = services.pg_url(name)
     else:
+        template = _template("sqlite", _migrated, tmp_path_factory)
+        shutil.copyfile(template, tmp_path / "orbin.db")
         url = f"sqlite:///{tmp_path / 'orbin.db'}"
     _configure(tmp_path / "home", url)
-    upgrade()
     from tenancy.identity import throttle
 
     throttle.reset()  # sign-in attempts are counted afresh with each new database

@@ -21,7 +21,7 @@ unset PREFECT_API_URL
 # while it is open, which tests that call asyncio.run() cannot share.
 paths=yes; for a in "$@"; do case "$a" in tests*) paths=no;; esac; done
 if [ "$paths" = yes ]; then set -- "$@" tests/unit tests/integration tests/e2e; fi
-$BIN/pytest -q -p no:cacheprovider "$@"
+$BIN/pytest -q -p no:cacheprovider --durations=25 "$@"
 rc=$?
 if [ "$rc" = 5 ]; then echo "no tests ran"; exit 1; fi
 exit $rc

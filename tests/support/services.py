@@ -59,13 +59,14 @@ def redis_available() -> bool:
         return False
 
 
-def create_pg_database(prefix: str = "orbin_t") -> str:
-    """A fresh database; returns its name."""
+def create_pg_database(prefix: str = "orbin_t", template: str | None = None) -> str:
+    """A fresh database (a copy of ``template`` if given); returns its name."""
     import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     return name
 
 
