@@ -66,43 +66,46 @@ def _outbox_batch(batch: int) -> int:
         )
 
 
+async def _housekeep(one_batch: Callable[[int], int], batch: int, every: int, said: str) -> int:
+    n = await _in_batches(one_batch, batch=batch, budget=_budget(every))
+    get_run_logger().info(said, n)
+    return n
+
+
 @flow(name="orbin-retention", persist_result=False, log_prints=False)
 async def retention() -> int:
     """Runs and events past their plan's retention; their executions stay in the rollups."""
     s = get_settings()
-    n = await _in_batches(
+    return await _housekeep(
         _retention_batch,
-        batch=s.retention_batch_size,
-        budget=_budget(s.maintenance_retention_seconds),
+        s.retention_batch_size,
+        s.maintenance_retention_seconds,
+        "retention pruned %d runs and events",
     )
-    get_run_logger().info("retention pruned %d runs and events", n)
-    return n
 
 
 @flow(name="orbin-change-log-trim", persist_result=False, log_prints=False)
 async def change_log_trim() -> int:
     """Change records older than the resume window of live streams."""
     s = get_settings()
-    n = await _in_batches(
+    return await _housekeep(
         _change_log_batch,
-        batch=max(s.retention_batch_size, 1000),
-        budget=_budget(s.maintenance_change_log_seconds),
+        max(s.retention_batch_size, 1000),
+        s.maintenance_change_log_seconds,
+        "change log trimmed by %d records",
     )
-    get_run_logger().info("change log trimmed by %d records", n)
-    return n
 
 
 @flow(name="orbin-outbox-cleanup", persist_result=False, log_prints=False)
 async def outbox_cleanup() -> int:
     """Outbox items whose runs were handed over long ago."""
     s = get_settings()
-    n = await _in_batches(
+    return await _housekeep(
         _outbox_batch,
-        batch=max(s.retention_batch_size, 1000),
-        budget=_budget(s.maintenance_outbox_seconds),
+        max(s.retention_batch_size, 1000),
+        s.maintenance_outbox_seconds,
+        "%d finished outbox items deleted",
     )
-    get_run_logger().info("%d finished outbox items deleted", n)
-    return n
 
 
 @dataclass(frozen=True)

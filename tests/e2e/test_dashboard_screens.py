@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Browser
@@ -82,6 +83,24 @@ def test_every_screen_renders_without_error(
     assert browser.hosts() == {"127.0.0.1"}, f"requests left the machine: {browser.hosts()}"
 
 
+def _wait_for_one_editor_with(page: Page, text: str, seconds: float = 30) -> None:
+    frames = page.locator('iframe[title="code_editor.code_editor"]')
+    seen = ""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if frames.count() == 1:
+            try:
+                seen = frames.content_frame.locator(".ace_content").text_content(timeout=1000) or ""
+            except PlaywrightError:  # the frame went away between the count and the read
+                seen = ""
+            if text in seen:
+                return
+        page.wait_for_timeout(200)
+    raise AssertionError(
+        f"no single editor with {text!r} ({frames.count()} frames; {seen[:200]!r})"
+    )
+
+
 def _editor_text(page: Page, text: str) -> None:
     """Replace the Ace editor's content, as typing would (its iframe ships Ace itself)."""
     frame = page.frame_locator('iframe[title="code_editor.code_editor"]')
@@ -99,10 +118,9 @@ def test_editor_validates_saves_activates_and_test_runs(
     page.goto(p.dashboard_url + "/editor")
     expect(page.locator("h1", has_text="New workflow")).to_be_visible()
     page.get_by_text("json", exact=True).click()
-    frames = page.locator('iframe[title="code_editor.code_editor"]')
-    expect(frames).to_have_count(1)  # the YAML editor's frame is gone once the rerun ends
-    editor = frames.content_frame.locator(".ace_content")
-    expect(editor).to_contain_text('"name": "My workflow"')  # the template, now as JSON
+    # The template, now as JSON, in the one editor left once the rerun ends (for a moment the
+    # YAML editor's frame and the new one are both on the page).
+    _wait_for_one_editor_with(page, '"name": "My workflow"')
 
     _editor_text(page, json.dumps({"name": "Broken", "trigger": {"type": "manual"}}))
     expect(page.get_by_text(re.compile(r"\d+ problem\(s\) in the spec"))).to_be_visible()
