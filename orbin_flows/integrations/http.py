@@ -4,12 +4,13 @@ Providers' SDKs bring their own HTTP stack (slack_sdk, PyGithub, simple-salesfor
 ``provider_url`` checks the configured URL first (a clear ProviderError), then the SDK is given
 ``proxied()``'s URL as its only proxy: the process's loopback ``EgressProxy``, which checks every
 connection the SDK opens (redirects too) and connects to the address it checked, so a name
-resolved again by the SDK cannot send it elsewhere (no DNS rebinding). ``async_client`` is for
-plain HTTP (webhooks). All apply the platform's egress rules (``tenancy.egress``: one classification of
-internal addresses, one parser of ``ORBIN_EGRESS_ALLOW`` / ``ORBIN_EGRESS_DENY``): a destination
-on loopback, a private network or a link-local address is refused unless the allow list names
-it (``host[:port[-port]]``, e.g. ``127.0.0.1:18990-18999``), so a tenant's integration cannot
-reach Orbin's own services.
+resolved again by the SDK cannot send it elsewhere (no DNS rebinding). ``async_client`` (plain
+HTTP: webhooks) connects to the checked address as well; ``check_request`` is a hook for clients
+built elsewhere (Authlib's, to the operator's OAuth endpoints). All apply the platform's egress
+rules (``tenancy.egress``: one classification of internal addresses, one parser of
+``ORBIN_EGRESS_ALLOW`` / ``ORBIN_EGRESS_DENY``): a destination on loopback, a private network
+or a link-local address is refused unless the allow list names it (``host[:port[-port]]``,
+e.g. ``127.0.0.1:18990-18999``), so a tenant's integration cannot reach Orbin's own services.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from orbin_flows.integrations.errors import ProviderError
 from tenancy.egress import EgressRefused, Policy, parse_rules
 from tenancy.egress.policy import IPAddress
 from tenancy.egress.proxy import LoopbackProxy
+from tenancy.egress.transport import EgressTransport
 
 __all__ = [
     "EgressRefused",
@@ -125,14 +127,16 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 
 def async_client() -> httpx.AsyncClient:
     """The event loop's shared httpx client (building one costs ~100 ms: its TLS context),
-    whose every request (redirects included) passes ``check_url``. Pass ``timeout`` per call."""
+    whose every request (redirects included) passes ``check_url`` and goes to the checked
+    address. Pass ``timeout`` per call."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
             timeout=30.0,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=100),
+            transport=EgressTransport(check=_check, limits=httpx.Limits(max_connections=100)),
+            trust_env=False,
             event_hooks={"request": [check_request]},
         )
         _clients[loop] = client

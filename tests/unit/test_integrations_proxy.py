@@ -1,7 +1,8 @@
 """The providers' SDKs (slack_sdk, PyGithub, simple-salesforce, stripe) connect only through
 the process's egress proxy, to the address the policy checked: a name that resolves to an
 allowed address when checked and to a forbidden one when the SDK would connect (DNS
-rebinding) never reaches the forbidden one, whatever HTTPS_PROXY / NO_PROXY say."""
+rebinding) never reaches the forbidden one, whatever HTTPS_PROXY / NO_PROXY say. Webhooks
+(httpx, the pinned transport) likewise."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orbin_flows.integrations import github, http, salesforce, slack, stripe
+from orbin_flows.integrations import github, http, salesforce, slack, stripe, webhook
 from orbin_flows.integrations.errors import ProviderError
 from tenancy.egress import policy as egress_policy
 from tenancy.integrations import ResolvedIntegration
@@ -183,6 +184,26 @@ def test_a_refused_host_fails_with_a_clear_error(provider, wire, monkeypatch) ->
         f"egress to {FORBIDDEN}:{wire.port} refused: an internal address"
     )
     assert wire.hits == 0
+
+
+@pytest.mark.parametrize("provider_at_checked", ["webhook"], indirect=True)
+async def test_a_webhook_goes_to_the_checked_address_only(
+    provider_at_checked, wire, monkeypatch
+) -> None:
+    _, server = provider_at_checked
+    _rebinding(monkeypatch, lambda: CHECKED)
+    integration = ResolvedIntegration(
+        id="i1",
+        organization_id="o1",
+        provider="webhook",
+        name="hook",
+        status="active",
+        config={"url": f"http://hook.rebind.test:{wire.port}/hook"},
+        credentials={"signingSecret": "whsec-test"},
+    )
+    out = await webhook.send(integration, {"ping": True})
+    assert out == {"status": 200, "body": {"received": True}}
+    assert len(server.calls_to("/hook")) == 1 and wire.hits == 0
 
 
 def _ask(port: int, head: str) -> str:
