@@ -47,7 +47,7 @@ class _ProxyOnly(ProxyHandler):
     def __init__(self, proxy: str) -> None:
         super().__init__({"http": proxy, "https": proxy})
 
-    def proxy_open(self, req: Request, proxy: str, type: str) -> None:  # noqa: A002
+    def proxy_open(self, req: Request, proxy: str, type: str) -> None:
         parts = urlsplit(proxy)
         if parts.username is not None and parts.password is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password)}".encode()
@@ -85,7 +85,8 @@ def _call(integration: ResolvedIntegration, method: str, **kwargs: Any) -> dict[
             resp = getattr(client(integration, proxy), method)(**kwargs)
     except SlackApiError as exc:
         status = exc.response.status_code
-        error = str(exc.response.get("error") or f"HTTP {status}")
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {status}")
         raise ProviderError(
             f"Slack {method.replace('_', '.', 1)}: {error}",
             retryable=status == 429 or status >= 500 or error == "ratelimited",
