@@ -10,6 +10,7 @@ import base64
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -233,4 +234,7 @@ def test_the_proxy_serves_live_tickets_only(wire, monkeypatch) -> None:
     assert _ask(port, f"{target}proxy-authorization: Basic {good}\r\n\r\n").startswith(
         "HTTP/1.1 407"
     )
+    deadline = time.monotonic() + 5
+    while wire.hits < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert wire.hits == 1  # the one tunnel with a live ticket
