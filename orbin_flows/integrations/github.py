@@ -2,14 +2,23 @@
 
 Calls are synchronous (PyGithub uses requests); steps run them in a thread. PyGithub's own
 retries and throttling are off: a failed call is the step's to retry, with its policy.
+Every request goes through the egress proxy (``http.proxied``).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
+from github.Requester import (
+    HTTPRequestsConnectionClass,
+    HTTPSRequestsConnectionClass,
+    Requester,
+)
 
 from orbin_flows.integrations import http
 from orbin_flows.integrations.errors import ProviderError, retry_after_seconds
@@ -22,8 +31,45 @@ def base_url(config: dict[str, Any]) -> str:
     return str(config.get("baseUrl") or DEFAULT_BASE_URL).rstrip("/")
 
 
+# PyGithub builds its requests Session inside its connection classes, which can only be
+# replaced process-wide: ours route through the proxy of the call under way.
+_PROXY: ContextVar[str | None] = ContextVar("orbin_github_proxy", default=None)
+
+
+def _route(session: requests.Session) -> None:
+    proxy = _PROXY.get()
+    if proxy is None:
+        raise http.EgressRefused("PyGithub called outside http.proxied(): refused")
+    session.trust_env = False  # HTTPS_PROXY / NO_PROXY cannot route around the proxy
+    session.proxies = {"http": proxy, "https": proxy}
+
+
+class _HTTPConnection(HTTPRequestsConnectionClass):
+    def __init__(self, host: str, port: int | None = None, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        _route(self.session)
+
+
+class _HTTPSConnection(HTTPSRequestsConnectionClass):
+    def __init__(self, host: str, port: int | None = None, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        _route(self.session)
+
+
+@contextlib.contextmanager
+def _proxied() -> Iterator[None]:
+    with http.proxied() as proxy:
+        token = _PROXY.set(proxy)
+        try:
+            yield
+        finally:
+            _PROXY.reset(token)
+
+
 def client(integration: ResolvedIntegration, timeout: int = 30) -> Github:
+    """A client for calls inside ``_proxied()`` (its connections are made there)."""
     url = http.provider_url(base_url(integration.config))
+    Requester.injectConnectionClasses(_HTTPConnection, _HTTPSConnection)
     return Github(
         base_url=url,
         auth=Auth.Token(integration.credentials["token"]),
@@ -32,6 +78,7 @@ def client(integration: ResolvedIntegration, timeout: int = 30) -> Github:
         seconds_between_requests=None,
         seconds_between_writes=None,
         user_agent="Orbin",
+        verify=http.ca_bundle(),
     )
 
 
@@ -68,7 +115,8 @@ _ERRORS = (GithubException, requests.RequestException, OSError)
 
 def test(integration: ResolvedIntegration) -> str:
     try:
-        login = client(integration).get_user().login
+        with _proxied():
+            login = client(integration).get_user().login
     except _ERRORS as exc:
         raise _error("GET /user", exc) from exc
     return f"authenticated as {login}"
@@ -95,7 +143,8 @@ def create_issue(
     if assignees:
         kwargs["assignees"] = assignees
     try:
-        issue = _repo(client(integration), repo).create_issue(**kwargs)
+        with _proxied():
+            issue = _repo(client(integration), repo).create_issue(**kwargs)
     except _ERRORS as exc:
         raise _error(f"create issue in {repo}", exc) from exc
     return {"number": issue.number, "htmlUrl": issue.html_url, "state": issue.state}
@@ -110,8 +159,9 @@ def dispatch_workflow(
     inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     try:
-        wf = _repo(client(integration), repo).get_workflow(workflow)
-        ok = wf.create_dispatch(ref, inputs or {})
+        with _proxied():
+            wf = _repo(client(integration), repo).get_workflow(workflow)
+            ok = wf.create_dispatch(ref, inputs or {})
     except _ERRORS as exc:
         raise _error(f"dispatch workflow {workflow} in {repo}", exc) from exc
     if not ok:

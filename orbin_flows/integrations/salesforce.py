@@ -1,7 +1,8 @@
 """Salesforce through simple-salesforce: the REST API of ``instanceUrl`` with an OAuth access
 token (``accessToken``). simple-salesforce always speaks HTTPS, as Salesforce does.
 
-Calls are synchronous (requests); steps run them in a thread.
+Calls are synchronous (requests); steps run them in a thread, through the egress proxy
+(``http.proxied``).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from orbin_flows.integrations.errors import ProviderError
 DEFAULT_VERSION = "59.0"
 
 
-def client(integration: Any) -> Salesforce:
+def client(integration: Any, proxy: str) -> Salesforce:
     url = http.provider_url(str(integration.config["instanceUrl"]).rstrip("/"))
     return Salesforce(
         instance_url=url,
         session_id=integration.credentials["accessToken"],
         version=str(integration.config.get("apiVersion") or DEFAULT_VERSION),
-        session=requests.Session(),
+        session=http.requests_session(proxy),
     )
 
 
@@ -64,7 +65,8 @@ _ERRORS = (SalesforceError, requests.RequestException, OSError)
 
 def test(integration: Any) -> str:
     try:
-        limits = client(integration).limits()
+        with http.proxied() as proxy:
+            limits = client(integration, proxy).limits()
     except _ERRORS as exc:
         raise _error("limits", exc) from exc
     daily = (limits or {}).get("DailyApiRequests") or {}
@@ -73,7 +75,8 @@ def test(integration: Any) -> str:
 
 def create_record(integration: Any, *, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
     try:
-        result = getattr(client(integration), sobject).create(fields)
+        with http.proxied() as proxy:
+            result = getattr(client(integration, proxy), sobject).create(fields)
     except _ERRORS as exc:
         raise _error(f"create {sobject}", exc) from exc
     return {"id": result.get("id"), "success": bool(result.get("success"))}
@@ -81,7 +84,8 @@ def create_record(integration: Any, *, sobject: str, fields: dict[str, Any]) -> 
 
 def query(integration: Any, *, soql: str) -> dict[str, Any]:
     try:
-        result = client(integration).query(soql)
+        with http.proxied() as proxy:
+            result = client(integration, proxy).query(soql)
     except _ERRORS as exc:
         raise _error("query", exc) from exc
     records = [

@@ -1,7 +1,8 @@
 """Stripe through its own SDK (``stripe.StripeClient``), against ``apiBase`` when set.
 
 Each step call carries an idempotency key (``orbin:<run>:<step>``): a retried attempt cannot
-create a second customer or charge twice."""
+create a second customer or charge twice. Every request goes through the egress proxy
+(``http.proxied``), on a requests Session that ignores the environment's proxies."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from tenancy.integrations import ResolvedIntegration
 DEFAULT_API_BASE = "https://api.stripe.com"
 
 
-def client(integration: ResolvedIntegration) -> stripe.StripeClient:
+def client(integration: ResolvedIntegration, proxy: str) -> stripe.StripeClient:
     base = http.provider_url(str(integration.config.get("apiBase") or DEFAULT_API_BASE).rstrip("/"))
     return stripe.StripeClient(
         integration.credentials["secretKey"],
         base_addresses={"api": base},
         max_network_retries=0,
+        http_client=stripe.RequestsClient(session=http.requests_session(proxy), proxy=proxy),
     )
 
 
@@ -39,7 +41,8 @@ def _error(what: str, exc: stripe.StripeError) -> ProviderError:
 
 def test(integration: ResolvedIntegration) -> str:
     try:
-        balance = client(integration).v1.balance.retrieve()
+        with http.proxied() as proxy:
+            balance = client(integration, proxy).v1.balance.retrieve()
     except stripe.StripeError as exc:
         raise _error("balance", exc) from exc
     available = ", ".join(f"{b.amount} {b.currency}" for b in (balance.available or []))
@@ -47,12 +50,18 @@ def test(integration: ResolvedIntegration) -> str:
 
 
 def _create(
-    service: Any, what: str, params: dict[str, Any], idempotency_key: str | None
+    integration: ResolvedIntegration,
+    resource: str,
+    what: str,
+    params: dict[str, Any],
+    idempotency_key: str | None,
 ) -> dict[str, Any]:
-    """``service.create`` (a ``client.v1`` resource) as a plain dict, with the step's key."""
+    """``client.v1.<resource>.create`` as a plain dict, with the step's key."""
     options = {"idempotency_key": idempotency_key} if idempotency_key else {}
     try:
-        return service.create(params=params, options=options).to_dict()
+        with http.proxied() as proxy:
+            service = getattr(client(integration, proxy).v1, resource)
+            return service.create(params=params, options=options).to_dict()
     except stripe.StripeError as exc:
         raise _error(what, exc) from exc
 
@@ -76,8 +85,7 @@ def create_customer(
         }.items()
         if v is not None
     }
-    customers = client(integration).v1.customers
-    data = _create(customers, "create customer", params, idempotency_key)
+    data = _create(integration, "customers", "create customer", params, idempotency_key)
     return {"id": data["id"], "email": data.get("email")}
 
 
@@ -93,6 +101,5 @@ def create_invoice_item(
     params: dict[str, Any] = {"customer": customer, "amount": amount, "currency": currency}
     if description is not None:
         params["description"] = description
-    items = client(integration).v1.invoice_items
-    data = _create(items, "create invoice item", params, idempotency_key)
+    data = _create(integration, "invoice_items", "create invoice item", params, idempotency_key)
     return {"id": data["id"], "amount": data.get("amount"), "currency": data.get("currency")}

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from pathlib import Path
 
-from orbin_flows.sandbox.proxy import EgressProxy
+from tenancy.egress.proxy import EgressProxy
 
 SOCKET = "/run/orbin/egress.sock"
 PY_ROOT = "/opt/python"

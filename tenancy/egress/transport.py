@@ -5,6 +5,7 @@ connection (no DNS rebinding). TLS still verifies the certificate against the na
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -49,13 +50,22 @@ def _pinned(request: httpx.Request, host: str, ip: IPAddress) -> httpx.Request:
     return request
 
 
+Check = Callable[[str, int], list[IPAddress]]
+
+
 class EgressTransport(httpx.AsyncBaseTransport):
-    def __init__(self, **kwargs: Any) -> None:
+    """``check``: the policy (this process's, ``check``, by default)."""
+
+    def __init__(self, *, check: Check | None = None, **kwargs: Any) -> None:
+        self._check = check
         self._inner = httpx.AsyncHTTPTransport(**kwargs)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host, port = _target(request)
-        ips = await acheck(host, port)
+        if self._check is None:
+            ips = await acheck(host, port)
+        else:
+            ips = await asyncio.to_thread(self._check, host, port)
         return await self._inner.handle_async_request(_pinned(request, host, ips[0]))
 
     async def aclose(self) -> None:

@@ -31,7 +31,9 @@ class Call:
 
 
 class Providers:
-    def __init__(self) -> None:
+    """On ``host:port`` (127.0.0.1, an ephemeral port by default)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.calls: list[Call] = []
         self.repos = {"octo/hello"}
         self.workflows = {"ci.yml"}
@@ -79,10 +81,10 @@ class Providers:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.slack_url = f"{self.url}/slack/api/"
         self.github_url = f"{self.url}/github/api/v3"
         self.stripe_url = f"{self.url}/stripe"

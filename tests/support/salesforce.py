@@ -23,9 +23,9 @@ from cryptography.x509.oid import NameOID
 SALESFORCE_TOKEN = "00Dtest!sf-access-token-123"
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
+def _certificate(folder: Path, host: str, names: tuple[str, ...]) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -36,7 +36,9 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host)), *map(x509.DNSName, names)]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -55,10 +57,13 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 
 
 class SalesforceServer:
-    def __init__(self) -> None:
+    """On ``host:port`` (127.0.0.1, an ephemeral port by default); the certificate also
+    names ``names``."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, names: tuple[str, ...] = ()) -> None:
         self.calls: list[tuple[str, str, Any]] = []
         self._dir = tempfile.TemporaryDirectory()
-        cert, key = _certificate(Path(self._dir.name))
+        cert, key = _certificate(Path(self._dir.name), host, names)
         self.ca_file = str(cert)
         server = self
 
@@ -134,13 +139,13 @@ class SalesforceServer:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"https://{host}:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
