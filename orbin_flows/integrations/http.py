@@ -26,7 +26,7 @@ import httpx
 import requests
 
 from orbin_flows.integrations.errors import ProviderError
-from tenancy.egress import EgressRefused, Policy, parse_rules
+from tenancy.egress import EgressRefused, Policy, current_policy, parse_rules
 from tenancy.egress.policy import IPAddress
 from tenancy.egress.proxy import LoopbackProxy
 from tenancy.egress.transport import EgressTransport
@@ -44,11 +44,13 @@ __all__ = [
 
 
 def _policy() -> Policy:
-    # Read per call: the allow list is an operator's setting that tests change as they go.
+    # The rules are read per call (an operator's setting that tests change as they go); Orbin's
+    # own service ports (its database, Redis, API, dashboard, Prefect) stay refused on internal
+    # addresses unless a rule names the exact port, as for every other egress.
     return Policy(
         parse_rules(os.environ.get("ORBIN_EGRESS_ALLOW")),
         parse_rules(os.environ.get("ORBIN_EGRESS_DENY")),
-        service_ports=frozenset(),
+        service_ports=current_policy().service_ports,
     )
 
 

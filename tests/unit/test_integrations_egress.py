@@ -21,8 +21,28 @@ from orbin_flows.integrations.http import EgressRefused, check_url
 )
 def test_internal_destinations_are_refused_by_default(url, monkeypatch) -> None:
     monkeypatch.delenv("ORBIN_EGRESS_ALLOW", raising=False)
-    with pytest.raises(EgressRefused, match="internal address"):
+    with pytest.raises(EgressRefused, match="an internal address|one of Orbin's own services"):
         check_url(url)
+
+
+def test_a_wide_allow_still_refuses_orbins_own_services(monkeypatch) -> None:
+    """ORBIN_EGRESS_ALLOW=127.0.0.1 opens the stand-ins on that host, not Orbin's database,
+    Redis or API there; a rule naming the exact port does."""
+    from tenancy import config
+
+    monkeypatch.setenv("ORBIN_EGRESS_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("ORBIN_API_PORT", "18123")
+    config.reset_settings()
+    try:
+        check_url("http://127.0.0.1:18996/slack/api/")
+        for port in (5432, 6379, 18123):
+            with pytest.raises(EgressRefused, match="one of Orbin's own services"):
+                check_url(f"http://127.0.0.1:{port}/")
+        monkeypatch.setenv("ORBIN_EGRESS_ALLOW", "127.0.0.1, 127.0.0.1:6379")
+        check_url("http://127.0.0.1:6379/")
+    finally:
+        monkeypatch.undo()
+        config.reset_settings()
 
 
 def test_the_allow_list_opens_exactly_its_hosts_and_ports(monkeypatch) -> None:
