@@ -17,11 +17,27 @@ fi
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 # Tests start their own servers on free ports; nothing may fall back to a temporary one.
 unset PREFECT_API_URL
-# The browser tests last: Playwright's sync API keeps an event loop running in this thread
-# while it is open, which tests that call asyncio.run() cannot share.
-paths=yes; for a in "$@"; do case "$a" in tests*) paths=no;; esac; done
-if [ "$paths" = yes ]; then set -- "$@" tests/unit tests/integration tests/e2e; fi
-$BIN/pytest -q -p no:cacheprovider --durations=25 "$@"
-rc=$?
+# Unit and integration tests in parallel processes (most of their time is spent waiting on
+# servers, so more processes than cores pay), grouped by file so a module's fixtures stay in
+# one process; ORBIN_TEST_PROCESSES=1 runs them in one. The browser tests after, in one
+# process: Playwright's sync API keeps an event loop running in its thread, which tests that
+# call asyncio.run() cannot share.
+N=${ORBIN_TEST_PROCESSES:-3}
+parallel=(-n "$N" --dist loadfile)
+if [ "$N" = 1 ]; then parallel=(); fi
+if [ "$#" -gt 0 ] && printf '%s\n' "$@" | grep -q '^tests'; then
+  $BIN/pytest -q -p no:cacheprovider "$@"
+  rc=$?
+else
+  start=$(date +%s)
+  $BIN/pytest -q -p no:cacheprovider --durations=15 "${parallel[@]}" "$@" tests/unit tests/integration
+  rc=$?
+  echo "unit + integration: $(( $(date +%s) - start )) s"
+  start=$(date +%s)
+  $BIN/pytest -q -p no:cacheprovider --durations=10 "$@" tests/e2e
+  e2e=$?
+  echo "e2e: $(( $(date +%s) - start )) s"
+  if [ "$rc" = 0 ]; then rc=$e2e; fi
+fi
 if [ "$rc" = 5 ]; then echo "no tests ran"; exit 1; fi
 exit $rc
