@@ -17,27 +17,28 @@ fi
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 # Tests start their own servers on free ports; nothing may fall back to a temporary one.
 unset PREFECT_API_URL
-# Unit and integration tests in parallel processes (most of their time is spent waiting on
-# servers, so more processes than cores pay), grouped by file so a module's fixtures stay in
-# one process; ORBIN_TEST_PROCESSES=1 runs them in one. The browser tests after, in one
-# process: Playwright's sync API keeps an event loop running in its thread, which tests that
-# call asyncio.run() cannot share.
+# Unit tests in parallel processes (pytest-xdist; most of their time is spent waiting on the
+# databases, so more processes than cores pay; ORBIN_TEST_PROCESSES=1 runs them in one). The
+# integration and browser tests in one process after them: they start whole platforms, which
+# several at once overload a 2-core machine into timeouts, and they share two of them (one per
+# backend) for the session. The browser tests come last: Playwright's sync API keeps an event
+# loop running in its thread, which tests that call asyncio.run() cannot share.
 N=${ORBIN_TEST_PROCESSES:-3}
-parallel=(-n "$N" --dist loadfile)
+parallel=(-n "$N")
 if [ "$N" = 1 ]; then parallel=(); fi
 if [ "$#" -gt 0 ] && printf '%s\n' "$@" | grep -q '^tests'; then
   $BIN/pytest -q -p no:cacheprovider "$@"
   rc=$?
 else
   start=$(date +%s)
-  $BIN/pytest -q -p no:cacheprovider --durations=15 "${parallel[@]}" "$@" tests/unit tests/integration
+  $BIN/pytest -q -p no:cacheprovider --durations=10 "${parallel[@]}" "$@" tests/unit
   rc=$?
-  echo "unit + integration: $(( $(date +%s) - start )) s"
+  echo "unit: $(( $(date +%s) - start )) s"
   start=$(date +%s)
-  $BIN/pytest -q -p no:cacheprovider --durations=10 "$@" tests/e2e
-  e2e=$?
-  echo "e2e: $(( $(date +%s) - start )) s"
-  if [ "$rc" = 0 ]; then rc=$e2e; fi
+  $BIN/pytest -q -p no:cacheprovider --durations=25 "$@" tests/integration tests/e2e
+  rest=$?
+  echo "integration + e2e: $(( $(date +%s) - start )) s"
+  if [ "$rc" = 0 ]; then rc=$rest; fi
 fi
 if [ "$rc" = 5 ]; then echo "no tests ran"; exit 1; fi
 exit $rc

@@ -89,8 +89,16 @@ def test_interval_schedule_runs_through_prefect_and_pausing_stops_it(platform: P
     assert detail["steps"][0]["output"] == {"at": detail["triggerData"]["scheduledTime"]}
     schedule = _get(platform, key, f"/v1/workflows/{wf_id}/schedule")
     assert schedule["synced"] is True and len(schedule["nextRuns"]) == 5
-    flow_run = httpx.get(f"{platform.prefect_api_url}/flow_runs/{run['prefectFlowRunId']}").json()
-    assert flow_run["state_type"] == "COMPLETED" and flow_run["auto_scheduled"] is True
+    # The run's outcome is Orbin's first; its flow run's Completed state follows it to Prefect.
+    flow_run_url = f"{platform.prefect_api_url}/flow_runs/{run['prefectFlowRunId']}"
+    flow_run = _wait(
+        "its flow run Completed in Prefect",
+        lambda: (
+            (fr := httpx.get(flow_run_url, timeout=10).json())["state_type"] == "COMPLETED" and fr
+        ),
+        seconds=30,
+    )
+    assert flow_run["auto_scheduled"] is True
     assert flow_run["deployment_id"] == schedule["prefectDeploymentId"]
     assert flow_run["work_pool_name"] == "orbin-demo"
     assert flow_run["parameters"] == {"run_id": run["id"]}
