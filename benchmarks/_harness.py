@@ -21,6 +21,16 @@ sys.path.insert(0, str(ROOT))
 from tests.support import services  # noqa: E402
 
 
+def prefect_for_clients(platform: Any) -> str:
+    """The Prefect API URL for a stock Prefect client in this process, its basic-auth string
+    set as PREFECT_API_AUTH_STRING (credentials in the URL reach HTTP calls but not the events
+    websocket, so a baseline would run without sending its events)."""
+    auth = platform.env.get("PREFECT_API_AUTH_STRING")
+    if auth:
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
+    return platform.env["PREFECT_API_URL"]
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

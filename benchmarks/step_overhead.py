@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._harness import api, orbin_on_postgres, wait_runs  # noqa: E402
+from benchmarks._harness import api, orbin_on_postgres, prefect_for_clients, wait_runs  # noqa: E402
 
 
 def orbin_per_step(platform, key: str, n: int, runs: int) -> list[float]:
@@ -86,7 +86,7 @@ def main() -> None:
         platform.orbin("org", "create", "--slug", "bench", "--plan", "business")
         key = platform.new_key("bench")
         orbin = orbin_per_step(platform, key, args.steps, args.runs)
-        bare = asyncio.run(bare_per_task(platform.prefect_api_url, args.steps, args.runs))
+        bare = asyncio.run(bare_per_task(prefect_for_clients(platform), args.steps, args.runs))
     o, b = statistics.median(orbin), statistics.median(bare)
     print(f"per-step overhead with {args.steps} steps, median of {args.runs} runs (PostgreSQL):")
     print(

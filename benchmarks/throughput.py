@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._harness import api, orbin_on_postgres, pct, wait_runs  # noqa: E402
+from benchmarks._harness import api, orbin_on_postgres, pct, prefect_for_clients, wait_runs  # noqa: E402
 
 WORKFLOW = {
     "name": "Three steps",
@@ -195,7 +195,7 @@ def main() -> None:
         api(platform, "POST", "/v1/workflows", key, WORKFLOW)
         print(f"offering {args.rate} events/s for {args.seconds} s ...", flush=True)
         orbin = run_orbin(platform, key, args.rate, args.seconds)
-        bare = asyncio.run(run_bare(platform.prefect_api_url, args.rate, args.seconds))
+        bare = asyncio.run(run_bare(prefect_for_clients(platform), args.rate, args.seconds))
     print()
     print(f"3-step runs, {args.rate}/s offered for {args.seconds} s (PostgreSQL, this machine):")
     print(

@@ -25,7 +25,14 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._harness import ROOT, api, orbin_on_postgres, summary, wait_runs  # noqa: E402
+from benchmarks._harness import (
+    ROOT,
+    api,
+    orbin_on_postgres,
+    prefect_for_clients,
+    summary,
+    wait_runs,
+)  # noqa: E402
 
 
 def measure_orbin(platform, key: str, n: int, rate: float) -> list[float]:
@@ -193,13 +200,16 @@ def main() -> None:
             (tmp / "bare").mkdir()
             print("bare Prefect fast path ...", flush=True)
             bare = asyncio.run(
-                measure_bare(platform.prefect_api_url, args.events, args.rate, tmp / "bare")
+                measure_bare(prefect_for_clients(platform), args.events, args.rate, tmp / "bare")
             )
             (tmp / "proc").mkdir()
             print(f"Prefect process worker: {args.process_runs} runs ...", flush=True)
             proc = asyncio.run(
                 measure_process_worker(
-                    platform.prefect_api_url, args.process_runs, tmp / "proc", tmp / "prefect-home"
+                    prefect_for_clients(platform),
+                    args.process_runs,
+                    tmp / "proc",
+                    tmp / "prefect-home",
                 )
             )
     print()

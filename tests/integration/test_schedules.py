@@ -175,3 +175,106 @@ def test_manual_run_completes_on_the_platform(platform: Platform) -> None:
     )
     assert run["status"] == "completed" and run["triggerType"] == "manual"
     assert run["steps"][0]["output"] == {"x": 7}
+
+
+def test_a_scheduled_flow_run_whose_claim_was_lost_runs_once(
+    platform: Platform, monkeypatch
+) -> None:
+    """A worker claims a scheduled flow run (Scheduled -> Pending) and dies before making its
+    run: a recovery pass (every worker makes one every few ticks) puts it back to Scheduled,
+    due now, and the ordinary pick-up runs it, once. Real Prefect server, real worker."""
+    import asyncio
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from prefect.client.orchestration import PrefectClient
+
+    from orbin_flows.runtime.schedule_recovery import recover_stuck
+    from tenancy import config, db
+
+    key, url = platform.demo_key, platform.api_url
+    spec = {
+        "name": "Hourly",
+        "slug": f"hourly-{uuid.uuid4().hex[:6]}",
+        "status": "active",
+        "trigger": {"type": "schedule", "config": {"interval": 3600}},
+        "steps": [
+            {
+                "id": "at",
+                "name": "At",
+                "type": "action",
+                "config": {"action": "transform", "output": "{{ trigger.scheduledTime }}"},
+            }
+        ],
+    }
+    resp = httpx.post(f"{url}/v1/workflows", json=spec, headers={"x-api-key": key}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    wf_id = resp.json()["id"]
+    schedule = _wait(
+        "the schedule synced",
+        lambda: (s := _get(platform, key, f"/v1/workflows/{wf_id}/schedule"))["synced"] and s,
+        seconds=30,
+    )
+    prefect = platform.prefect_api_url
+
+    def ahead() -> list[dict]:
+        """Prefect's scheduler makes flow runs ahead of time: those not due for an hour."""
+        r = httpx.post(
+            f"{prefect}/flow_runs/filter",
+            json={
+                "deployments": {"id": {"any_": [schedule["prefectDeploymentId"]]}},
+                "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+                "sort": "EXPECTED_START_TIME_DESC",
+            },
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        later = time.time() + 1800
+        return [
+            fr
+            for fr in r.json()
+            if fr["auto_scheduled"]
+            and datetime.fromisoformat(fr["expected_start_time"]).timestamp() > later
+        ]
+
+    lost = _wait("flow runs scheduled ahead", ahead, seconds=60)[0]
+    # The claim of a worker that then died: Pending, and no Orbin run.
+    r = httpx.post(
+        f"{prefect}/flow_runs/{lost['id']}/set_state",
+        json={"state": {"type": "PENDING", "name": "Pending"}, "force": True},
+        timeout=10,
+    )
+    assert r.status_code in (200, 201), r.text
+
+    monkeypatch.setenv("ORBIN_HOME", str(platform.home))
+    monkeypatch.setenv(
+        "ORBIN_DATABASE_URL",
+        platform.env.get("ORBIN_DATABASE_URL") or f"sqlite:///{platform.home / 'orbin.db'}",
+    )
+    config.reset_settings()
+    db.dispose_engines()
+    try:
+
+        async def recovery_pass() -> int:
+            async with PrefectClient(prefect) as client:
+                worker = SimpleNamespace(client=client, lease_ms=30_000)
+                return await recover_stuck(worker, stuck_after=timedelta(0))
+
+        assert asyncio.run(recovery_pass()) >= 1
+    finally:
+        db.dispose_engines()
+        monkeypatch.undo()
+        config.reset_settings()
+
+    def its_runs() -> list[dict]:
+        runs = _get(platform, key, "/v1/runs", workflowId=wf_id, limit=200)["data"]
+        return [r for r in runs if r.get("prefectFlowRunId") == lost["id"]]
+
+    [run] = _wait(
+        "the recovered flow run's run completed",
+        lambda: (rs := its_runs()) and rs[0]["status"] == "completed" and rs,
+        seconds=60,
+    )
+    assert run["triggerType"] == "schedule"
+    time.sleep(2)  # a second pick-up of the same flow run would show by now
+    assert len(its_runs()) == 1
