@@ -95,7 +95,7 @@ def main() -> None:
             names = [f"b{n}-{i}" for i in range(n)]
             for i, name in enumerate(names):
                 replica = replicas[i % len(replicas)]
-                rig.start_worker(name, ORBIN_LOG_LEVEL="WARNING", PREFECT_API_URL=replica)
+                rig.start_worker(name, PREFECT_API_URL=replica)  # INFO: it says "started"
             for name in names:
                 rig.wait_worker_ready(name)
             time.sleep(1.5)

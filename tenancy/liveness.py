@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from sqlalchemy import Connection, distinct, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from tenancy.db import get_engine
@@ -73,11 +73,13 @@ def dead_workers(session: Session, *, me: str, seen_alive: set[str]) -> set[str]
     if session.get_bind().dialect.name != "postgresql":
         return set()
     holders = session.scalars(
-        select(distinct(WorkflowRun.worker_id)).where(
+        select(WorkflowRun.worker_id)
+        .where(
             WorkflowRun.status.in_(("pending", "running")),
             WorkflowRun.worker_id.is_not(None),
             WorkflowRun.lease_expires_at.is_not(None),
         )
+        .distinct()
     ).all()
     dead: set[str] = set()
     for worker in holders:
