@@ -61,7 +61,6 @@ def main() -> None:
             prefect_redis_url=PREFECT_REDIS if replicated else None,
             prefect_replicas=args.prefect_replicas,
             ORBIN_REDIS_URL="redis://127.0.0.1:6379/12",
-            ORBIN_LOG_LEVEL="WARNING",
         )
         replicas = getattr(rig.prefect, "api_urls", [rig.prefect.api_url])
         prefect_pids = [p.pid for p in getattr(rig.prefect, "procs", [rig.prefect.proc])]
@@ -95,7 +94,7 @@ def main() -> None:
             names = [f"b{n}-{i}" for i in range(n)]
             for i, name in enumerate(names):
                 replica = replicas[i % len(replicas)]
-                rig.start_worker(name, PREFECT_API_URL=replica)  # INFO: it says "started"
+                rig.start_worker(name, PREFECT_API_URL=replica)
             for name in names:
                 rig.wait_worker_ready(name)
             time.sleep(1.5)

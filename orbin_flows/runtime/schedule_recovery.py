@@ -32,7 +32,8 @@ async def recover_stuck(worker: Any, *, stuck_after: timedelta | None = None) ->
 
     if not await asyncio.to_thread(_any_schedule):
         return 0
-    stuck_after = stuck_after or timedelta(milliseconds=2 * worker.lease_ms)
+    if stuck_after is None:  # (a zero timedelta is falsy, and means: no wait)
+        stuck_after = timedelta(milliseconds=2 * worker.lease_ms)
     pending = await worker.client.read_flow_runs(
         flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
