@@ -142,7 +142,9 @@ async def test_deployments_have_schedules_and_one_of_two_workers_runs_each_slot(
                 assert fr.state is not None and fr.state.is_completed(), fr.state
                 assert fr.run_count == 1
             again = await asyncio.gather(*(k.pick_up() for k in keepers))
-            assert again == [[], []], "a finished slot is not run again"
+            # (a slot of Prefect's own schedule may have come due meanwhile on a slow machine)
+            rerun = {i for s in again for i in s} & {r.id for r in made}
+            assert not rerun, "a finished slot is not run again"
 
     after = _counts()
     assert after["runs"] == 3, "the free org's 10-day-old runs are gone, the pro org's stay"
