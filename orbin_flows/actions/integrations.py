@@ -56,6 +56,9 @@ class WebhookSend(Action):
         return await call(ctx, config.integration, "webhook", send)
 
 
+GITHUB_REPO = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"  # owner/name
+
+
 class SlackPostMessageConfig(IntegrationStepConfig):
     channel: str = Field(min_length=1, max_length=200)
     text: str | None = Field(default=None, max_length=40000)
@@ -73,7 +76,7 @@ class SlackPostMessage(ProviderCall):
 
 
 class GithubCreateIssueConfig(IntegrationStepConfig):
-    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    repo: str = Field(pattern=GITHUB_REPO)
     title: str = Field(min_length=1, max_length=256)
     body: str | None = None
     labels: list[str] | None = None
@@ -90,7 +93,7 @@ class GithubCreateIssue(ProviderCall):
 
 
 class GithubDispatchWorkflowConfig(IntegrationStepConfig):
-    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    repo: str = Field(pattern=GITHUB_REPO)
     workflow: str = Field(min_length=1, description="the workflow's file name or id")
     ref: str = Field(min_length=1)
     inputs: dict[str, Any] | None = None
